@@ -1,0 +1,186 @@
+"""The registry of step actions a lab file may name.
+
+An action is a function `(ctx, ...)` registered with `@action`. Its parameters are
+what a lab file may give: a scalar binds to the first one (`- kill: master`), a
+mapping binds by name (`- truncate_aof: {target: master, bytes: 200}`). Lab
+validation, `lab list --actions` and the runner all read this registry.
+Targets are roles (`master`) or node names (`redis-1`), resolved when the step runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from .clients import is_ready, server_info, wait_until
+from .errors import ScenarioAborted
+from .labs import parse_duration
+
+if TYPE_CHECKING:
+    from .scenario import RunContext
+
+FAULT, RESTART = "fault", "restart"
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    func: Callable
+    summary: str
+    mark: str | None = None                       # FAULT or RESTART: a time the metrics use
+    durations: tuple[str, ...] = ()               # parameters given as durations ("2s")
+    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def params(self) -> list[inspect.Parameter]:
+        return list(inspect.signature(self.func).parameters.values())[1:]
+
+    def usage(self) -> str:
+        parts = [p.name if p.default is inspect.Parameter.empty else f"{p.name}={p.default}" for p in self.params]
+        return f"{self.name}: {', '.join(parts)}" if parts else f"{self.name}: (no arguments)"
+
+    def bind(self, arg: Any) -> dict[str, Any]:
+        """Bind what the lab file gives to the function's parameters; raises TypeError/ValueError."""
+        params = self.params
+        if arg is None:
+            given = {}
+        elif isinstance(arg, dict):
+            given = dict(arg)
+        elif params:
+            given = {params[0].name: arg}
+        else:
+            raise TypeError("takes no argument")
+        known = {p.name for p in params}
+        unknown = set(given) - known
+        if unknown:
+            raise TypeError(f"unknown argument {', '.join(sorted(unknown))}")
+        bound = inspect.signature(self.func).bind_partial(None, **given)
+        bound.apply_defaults()
+        missing = [p.name for p in params if p.name not in bound.arguments]
+        if missing:
+            raise TypeError(f"missing argument {', '.join(missing)}")
+        args = {name: value for name, value in bound.arguments.items() if name in known}
+        for name in self.durations:
+            parse_duration(args[name])
+        for name, allowed in self.choices.items():
+            if args[name] not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {args[name]!r}")
+        return args
+
+    def targets(self, args: dict[str, Any]) -> list[str]:
+        return [args["target"]] if "target" in args else []
+
+
+ACTIONS: dict[str, Action] = {}
+
+
+def action(name: str, summary: str, **options):
+    def register(func):
+        ACTIONS[name] = Action(name=name, func=func, summary=summary, **options)
+        return func
+    return register
+
+
+# ------------------------------------------------------------------ workload
+
+@action("probe", "start or stop the probe that writes acknowledged keys", choices={"command": ("start", "stop")})
+def probe(ctx: RunContext, command):
+    if command == "start":
+        ctx.start_probe()
+    else:
+        ctx.stop_probe()
+
+
+@action("wait", "let time pass (the probe keeps writing)", durations=("duration",))
+def wait(ctx: RunContext, duration):
+    ctx.sleep(parse_duration(duration))
+
+
+CONDITIONS = ("ready", "exited")
+
+
+@action("wait_for", "poll until a node is ready (answers PING, dataset loaded) or has exited",
+        durations=("timeout",), choices={"condition": CONDITIONS})
+def wait_for(ctx: RunContext, condition, target="master", timeout="30s"):
+    node = ctx.resolve(target)
+    limit = parse_duration(timeout)
+    if condition == "ready":
+        check = lambda: is_ready(node)  # noqa: E731
+    else:
+        check = lambda: ctx.runtime.state(node)[0] in ("exited", "dead")  # noqa: E731
+    if not wait_until(check, limit):
+        state, code = ctx.runtime.state(node)
+        logs = ctx.runtime.logs(node, tail=5).strip().replace("\n", " | ")
+        raise ScenarioAborted(f"{node.name} was not {condition} within {limit:g} s (container {state}, exit code {code})",
+                              f"last log lines: {logs}")
+    ctx.event(f"{node.name} {condition}")
+
+
+# ------------------------------------------------------------------ faults
+
+@action("kill", "SIGKILL a node's redis-server (a crash: no shutdown, no save)", mark=FAULT)
+def kill(ctx: RunContext, target):
+    node = ctx.resolve(target)
+    ctx.note_server_state(node)
+    ctx.runtime.kill(node)
+
+
+@action("stop", "graceful shutdown: SIGTERM, Redis saves per its config and exits", mark=FAULT,
+        durations=("timeout",))
+def stop(ctx: RunContext, target, timeout="60s"):
+    node = ctx.resolve(target)
+    ctx.note_server_state(node)
+    ctx.runtime.stop(node, parse_duration(timeout))
+
+
+@action("wipe_volume", "remove a stopped node's container and its data volume (a replaced host)")
+def wipe_volume(ctx: RunContext, target):
+    ctx.runtime.remove(ctx.resolve(target))
+
+
+@action("start", "start a node again (recreated from the compose file if it was removed)", mark=RESTART)
+def start(ctx: RunContext, target):
+    ctx.runtime.start(ctx.resolve(target))
+
+
+# ------------------------------------------------------------------ AOF surgery
+
+AOF_DIR = "/data/appendonlydir"
+
+
+def _incr_file(ctx: RunContext, node) -> str:
+    """The last incremental AOF file named by the manifest (the one Redis appends to)."""
+    manifest = ctx.runtime.read_file(node, f"{AOF_DIR}/appendonly.aof.manifest").decode()
+    incr = [line.split()[1] for line in manifest.splitlines() if line.split()[-1:] == ["i"]]
+    if not incr:
+        raise ScenarioAborted(f"{node.name}: the AOF manifest names no incremental file", manifest.strip())
+    return incr[-1]
+
+
+@action("truncate_aof", "cut the last `bytes` bytes off a stopped node's AOF (a torn write)")
+def truncate_aof(ctx: RunContext, target, bytes):  # noqa: A002 - the lab file's word
+    node = ctx.resolve(target)
+    name = _incr_file(ctx, node)
+    code, out = ctx.runtime.run_on_volume(node, ["truncate", "-s", f"-{int(bytes)}", f"{AOF_DIR}/{name}"])
+    if code != 0:
+        raise ScenarioAborted(f"truncating {name} failed: {out}")
+    ctx.event(f"cut {int(bytes)} bytes off {name}")
+
+
+@action("check_aof", "run redis-check-aof (with --fix: repair) on a stopped node's AOF")
+def check_aof(ctx: RunContext, target, fix=True):
+    node = ctx.resolve(target)
+    command = ["redis-check-aof"] + (["--fix"] if fix else []) + [f"{AOF_DIR}/appendonly.aof.manifest"]
+    code, out = ctx.runtime.run_on_volume(node, command, stdin=b"y\n")  # --fix asks "Continue? [y/N]"
+    verdict = [line for line in out.splitlines() if line.strip()][-1:] or [f"exit code {code}"]
+    ctx.event(f"redis-check-aof{' --fix' if fix else ''}: {verdict[0]}")
+
+
+def server_snapshot(node) -> dict:
+    """Server-reported figures read right before a fault (INFO)."""
+    info = server_info(node)
+    keyspace = info.get("db0", {})
+    return {"dataset_keys": keyspace.get("keys", 0) if info else None,
+            "dataset_bytes": info.get("used_memory_dataset"),
+            "rdb_changes_since_last_save": info.get("rdb_changes_since_last_save")}

@@ -1,0 +1,106 @@
+"""Bring a lab up and tear it down: pre-flight checks, render, start, readiness, cleanup.
+
+Shared by `lab up` (which keeps the lab) and the scenario runner (which removes it).
+"""
+
+from __future__ import annotations
+
+import errno
+import signal
+import socket
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .clients import is_ready, wait_until
+from .errors import EnvironmentProblem, RuntimeFailure, UsageError
+from .render import render_project
+from .runtime import Engine, LabRuntime
+from .topology import Topology
+
+READY_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    image: str                 # resolved image name
+    port_base: int
+    keep: bool = False         # leave the lab running after the run
+
+
+def check_port_free(port: int) -> None:
+    """Raise EnvironmentProblem if something listens on 127.0.0.1:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                raise EnvironmentProblem(f"port {port} on 127.0.0.1 is already in use",
+                                         "free it, or choose other ports with --port-base (e.g. --port-base 7200)") from None
+            raise
+
+
+def preflight(topo: Topology, engine: Engine) -> None:
+    """Engine reachable, lab not already running, ports free: checked before anything starts."""
+    engine.version()
+    running = engine.lab_containers(topo.lab)
+    if running:
+        raise UsageError(f"lab {topo.lab!r} is already running ({len(running)} containers)",
+                         f"remove it with `lab down {topo.lab}` first")
+    for port in topo.ports:
+        check_port_free(port)
+
+
+def prepare(topo: Topology, project_dir: Path) -> LabRuntime:
+    """Render the project into `project_dir`; nothing starts yet."""
+    return LabRuntime(topo, render_project(topo, project_dir))
+
+
+def bring_up(runtime: LabRuntime) -> None:
+    """Start every node (compose starts them in parallel) and wait until all are ready.
+    The caller owns cleanup: call `teardown(runtime)` in a finally, even if this raises."""
+    runtime.up()
+    wait_ready(runtime, runtime.topo)
+
+
+def wait_ready(runtime: LabRuntime, topo: Topology, timeout_s: float = READY_TIMEOUT_S) -> None:
+    for node in topo.nodes:
+        if not wait_until(lambda: is_ready(node), timeout_s):
+            state, code = runtime.state(node)
+            logs = runtime.logs(node, tail=5).strip().replace("\n", " | ")
+            raise RuntimeFailure(f"{node.name} did not become ready within {timeout_s:g} s "
+                                 f"(container {state}, exit code {code})",
+                                 f"last log lines: {logs or '(none)'}")
+
+
+@contextmanager
+def shielded_from_interrupts():
+    """Ignore Ctrl-C while cleaning up, so a second Ctrl-C cannot leave containers behind."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """Let SIGTERM (CI timeouts, `kill`) run the same cleanup as Ctrl-C."""
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def teardown(runtime: LabRuntime) -> float:
+    """Remove the run's containers, networks and volumes; returns seconds it took."""
+    started = time.monotonic()
+    with shielded_from_interrupts():
+        runtime.down()
+    return time.monotonic() - started

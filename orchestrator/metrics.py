@@ -1,0 +1,187 @@
+"""Metrics: what the probe history and the servers tell, by name (the names are a contract).
+
+Each metric's docstring says how it is measured; `lab run --explain` prints them.
+A metric that does not apply to a run (no fault, no restart) is None.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .probe import FAIL, INFO, OK, Attempt, ReadBack
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything a run observed, on the run's monotonic clock."""
+
+    attempts: list[Attempt]
+    readback: ReadBack
+    marks: dict[str, tuple[float, float]]      # "fault"/"restart": (step invoked, step returned)
+    probe_window: tuple[float, float] | None   # probe start, probe stop
+    server: dict = field(default_factory=dict)  # server-reported figures (INFO, logs)
+
+    def oks(self) -> list[Attempt]:
+        return [a for a in self.attempts if a.outcome == OK]
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    unit: str
+    short: str                  # one line for tables
+    compute: Callable[[Observation], float | int | None]
+
+    @property
+    def method(self) -> str:
+        return " ".join((self.compute.__doc__ or "").split())
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def metric(name: str, unit: str, short: str):
+    def register(func):
+        METRICS[name] = Metric(name=name, unit=unit, short=short, compute=func)
+        return func
+    return register
+
+
+@metric("acked", "writes", "writes the server acknowledged (+OK) during the run")
+def acked(obs: Observation):
+    """Count of probe attempts whose reply was +OK."""
+    return len(obs.oks())
+
+
+@metric("lost", "writes", "acknowledged writes missing when read back after recovery")
+def lost(obs: Observation):
+    """After the last step, every acknowledged key is read back with MGET; a key that is
+    absent or holds another value is lost."""
+    return len(obs.readback.lost)
+
+
+@metric("lost_pct", "%", "lost / acked * 100")
+def lost_pct(obs: Observation):
+    """lost / acked * 100 (0 when nothing was acknowledged)."""
+    total = acked(obs)
+    return round(100.0 * lost(obs) / total, 2) if total else 0.0
+
+
+def _acked_before_fault(obs: Observation) -> list[int] | None:
+    if "fault" not in obs.marks:
+        return None
+    invoked, _ = obs.marks["fault"]
+    return [a.seq for a in obs.oks() if a.completed <= invoked]
+
+
+@metric("acked_before_fault", "writes", "writes acknowledged before the fault step")
+def acked_before_fault(obs: Observation):
+    """Count of +OK replies that completed before the fault step was invoked."""
+    before = _acked_before_fault(obs)
+    return None if before is None else len(before)
+
+
+@metric("lost_before_fault_pct", "%", "share of the writes acknowledged before the fault that were lost")
+def lost_before_fault_pct(obs: Observation):
+    """Of the writes acknowledged before the fault step was invoked, the percentage missing at
+    read-back. Writes made after recovery would dilute lost_pct; this one shows what the fault
+    took from the data that existed when it struck."""
+    before = _acked_before_fault(obs)
+    if not before:
+        return None
+    lost_set = set(obs.readback.lost)
+    return round(100.0 * sum(1 for seq in before if seq in lost_set) / len(before), 2)
+
+
+@metric("indeterminate", "writes", "timed-out or reset writes that are present afterwards")
+def indeterminate(obs: Observation):
+    """Attempts with outcome `info` (sent, then timeout or reset: unknown) whose key holds
+    the written value when read back."""
+    return len(obs.readback.indeterminate_present)
+
+
+@metric("errors", "attempts", "write attempts that were not acknowledged")
+def errors(obs: Observation):
+    """Count of probe attempts with outcome `fail` (refused or error reply) or `info`
+    (timeout, reset). After each, the probe pauses 10 ms before the next attempt."""
+    return sum(1 for a in obs.attempts if a.outcome in (FAIL, INFO))
+
+
+def _outage(obs: Observation, mark: str) -> tuple[float, float] | None:
+    """(last ack before the fault took effect, first ack invoked after it) as seen by the probe."""
+    if mark not in obs.marks:
+        return None
+    _, effective = obs.marks[mark]
+    oks = obs.oks()
+    before = [a.completed for a in oks if a.completed <= effective]
+    after = [a.completed for a in oks if a.invoked >= effective]
+    if not before or not after:
+        return None
+    return before[-1], after[0]
+
+
+@metric("unavailable_s", "s", "client-observed write outage: last ack before the fault to first ack after it")
+def unavailable_s(obs: Observation):
+    """From the completion of the probe's last acknowledged write before the fault step took
+    effect to the completion of its first acknowledged write invoked after it (for a kill and
+    restart this includes the server's restart and data load). None if writes never resumed."""
+    outage = _outage(obs, "fault")
+    return round(outage[1] - outage[0], 3) if outage else None
+
+
+@metric("load_s", "s", "restart step to first acknowledged write")
+def load_s(obs: Observation):
+    """From the moment the restart step was invoked (container start) to the completion of the
+    probe's first acknowledged write invoked after it: container start, dataset load and the
+    probe's 10 ms retry pause."""
+    if "restart" not in obs.marks:
+        return None
+    invoked, _ = obs.marks["restart"]
+    after = [a.completed for a in obs.oks() if a.invoked >= invoked]
+    return round(after[0] - invoked, 3) if after else None
+
+
+@metric("server_load_s", "s", "load time Redis reported in its log after the restart")
+def server_load_s(obs: Observation):
+    """The last 'DB loaded from ...: N seconds' line of the restarted node's log (Redis' own
+    measurement of reading its RDB/AOF). None when it started with no data to load."""
+    return obs.server.get("server_load_s")
+
+
+@metric("dataset_keys", "keys", "keys in the dataset right before the fault (INFO keyspace)")
+def dataset_keys(obs: Observation):
+    """`keys` of db0 in INFO keyspace, read from the target node just before the fault step."""
+    return obs.server.get("dataset_keys")
+
+
+@metric("dataset_bytes", "bytes", "dataset memory right before the fault (INFO used_memory_dataset)")
+def dataset_bytes(obs: Observation):
+    """`used_memory_dataset` in INFO memory, read from the target just before the fault step."""
+    return obs.server.get("dataset_bytes")
+
+
+@metric("writes_per_s", "writes/s", "probe throughput before the fault")
+def writes_per_s(obs: Observation):
+    """Acknowledged writes per second from the probe's start to the fault step (or to the
+    probe's stop when there is no fault): how hard the probe pressed on the server."""
+    if obs.probe_window is None:
+        return None
+    start = obs.probe_window[0]
+    end = obs.marks["fault"][0] if "fault" in obs.marks else obs.probe_window[1]
+    count = sum(1 for a in obs.oks() if a.completed <= end)
+    return round(count / (end - start), 1) if end > start else None
+
+
+_LOAD_LINE = re.compile(r"DB loaded from (?:disk|append only file): ([0-9.]+) seconds")
+
+
+def parse_server_load_s(log: str) -> float | None:
+    """The last load time a Redis log reports, in seconds."""
+    found = _LOAD_LINE.findall(log)
+    return float(found[-1]) if found else None
+
+
+def compute_metrics(obs: Observation) -> dict[str, float | int | None]:
+    return {name: m.compute(obs) for name, m in METRICS.items()}

@@ -1,0 +1,167 @@
+"""The workload: a writer that records every attempt, and the read-back that finds lost writes.
+
+The probe writes `SET probe:<seq> <run>:<seq>` through one redis-py connection, as
+fast as that connection allows (closed loop), in a background thread. Each attempt is
+recorded with its invoke and completion time on the run's monotonic clock and one
+outcome (Jepsen's set-checker vocabulary):
+
+- ok:   the server replied +OK (acknowledged);
+- fail: definitely not applied: the connection was refused before anything was sent,
+        or the server replied with an error (LOADING, MISCONF, READONLY, ...);
+- info: unknown: a timeout or a reset after the command was sent.
+
+The connection has no hidden retries and a socket timeout; after a failed attempt the
+probe waits RETRY_PAUSE_S before the next one, so outage figures have that resolution.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import redis
+
+OK, FAIL, INFO = "ok", "fail", "info"
+RETRY_PAUSE_S = 0.01
+READ_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Attempt:
+    seq: int
+    invoked: float     # monotonic seconds
+    completed: float   # monotonic seconds
+    outcome: str       # ok | fail | info
+    error: str = ""    # short kind of error, "" when ok
+
+
+def _error_kind(exc: Exception) -> str:
+    if isinstance(exc, redis.ResponseError):
+        return str(exc).split(" ", 1)[0] or type(exc).__name__
+    text = str(exc)
+    for needle, kind in (("refused", "connection refused"), ("reset", "connection reset"),
+                         ("Timeout", "timeout"), ("timed out", "timeout"), ("closed", "connection closed")):
+        if needle in text:
+            return kind
+    return type(exc).__name__
+
+
+class Probe:
+    """Writes distinct keys with known values and records every attempt."""
+
+    def __init__(self, connect: Callable[[], redis.Connection], run_id: str, clock: Callable[[], float] = time.monotonic):
+        self._connect = connect
+        self._run_id = run_id
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._records: list[tuple] = []
+        self.started_at: float | None = None
+        self.stopped_at: float | None = None
+
+    # ------------------------------------------------------------ writing
+
+    def value_for(self, seq: int) -> str:
+        return f"{self._run_id}:{seq}"
+
+    @staticmethod
+    def key_for(seq: int) -> str:
+        return f"probe:{seq}"
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("probe already started")
+        self.started_at = self._clock()
+        self._thread = threading.Thread(target=self._write_loop, name="probe", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        self.stopped_at = self._clock()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and not self._stop.is_set()
+
+    def _write_loop(self) -> None:
+        clock, record, stop = self._clock, self._records.append, self._stop
+        run_id = self._run_id
+        conn: redis.Connection | None = None
+        seq = 0
+        while not stop.is_set():
+            seq += 1
+            invoked = clock()
+            if conn is None:
+                try:
+                    conn = self._connect()
+                    conn.connect()
+                except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                    # Nothing was sent: the write cannot have been applied.
+                    record((seq, invoked, clock(), FAIL, _error_kind(exc)))
+                    conn = None
+                    stop.wait(RETRY_PAUSE_S)
+                    continue
+            try:
+                conn.send_command("SET", f"probe:{seq}", f"{run_id}:{seq}")
+                conn.read_response()
+                record((seq, invoked, clock(), OK, ""))
+            except (redis.BusyLoadingError, redis.ResponseError) as exc:
+                # An error reply: the server refused the write.
+                record((seq, invoked, clock(), FAIL, _error_kind(exc)))
+                stop.wait(RETRY_PAUSE_S)
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                # Sent, but no reply: it may or may not have been applied.
+                record((seq, invoked, clock(), INFO, _error_kind(exc)))
+                conn.disconnect()
+                conn = None
+                stop.wait(RETRY_PAUSE_S)
+        if conn is not None:
+            conn.disconnect()
+
+    # ------------------------------------------------------------ results
+
+    @property
+    def attempts(self) -> list[Attempt]:
+        return [Attempt(*r) for r in self._records]
+
+    def read_back(self, reader: redis.Redis) -> "ReadBack":
+        """Read every acknowledged (and every unknown) key; call after recovery."""
+        attempts = self.attempts
+        wanted = [a for a in attempts if a.outcome in (OK, INFO)]
+        present = set()
+        for batch in _batches(wanted, READ_BATCH):
+            values = reader.mget([self.key_for(a.seq) for a in batch])
+            for attempt, value in zip(batch, values):
+                if value is not None and _text(value) == self.value_for(attempt.seq):
+                    present.add(attempt.seq)
+        return ReadBack(
+            lost=[a.seq for a in wanted if a.outcome == OK and a.seq not in present],
+            indeterminate_present=[a.seq for a in wanted if a.outcome == INFO and a.seq in present],
+            keys_checked=len(wanted),
+        )
+
+
+@dataclass(frozen=True)
+class ReadBack:
+    lost: list[int] = field(default_factory=list)                 # ok writes missing
+    indeterminate_present: list[int] = field(default_factory=list)  # info writes that did land
+    keys_checked: int = 0
+
+
+def error_counts(attempts: Iterable[Attempt]) -> Counter:
+    return Counter(a.error for a in attempts if a.outcome != OK)
+
+
+def _batches(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else value

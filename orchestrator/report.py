@@ -1,0 +1,147 @@
+"""Present results: tables for people (tabulate), JSON and JUnit XML for machines."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from tabulate import tabulate
+
+from .metrics import METRICS
+from .scenario import Result
+
+WIDTH = 100
+
+
+def _value(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}".rstrip("0").rstrip(".") if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def _wrap(text: str, indent: str = "  ") -> str:
+    return textwrap.fill(text, WIDTH, initial_indent=indent, subsequent_indent=indent)
+
+
+def verdict(passed: bool) -> str:
+    return "PASS" if passed else "FAIL"
+
+
+def format_result(result: Result, explain: bool = False) -> str:
+    lines = [f"{result.lab} / {result.scenario}  [mode {result.mode}, image {result.image}]",
+             _wrap(result.summary), ""]
+    rows = [(name, _value(value), METRICS[name].unit, METRICS[name].method if explain else METRICS[name].short)
+            for name, value in result.metrics.items() if value is not None]
+    lines.append(tabulate(rows, headers=["metric", "value", "unit", "how it was measured" if explain else "meaning"],
+                          tablefmt="simple", maxcolwidths=[None, None, None, 60 if not explain else 70]))
+    lines.append("")
+    checks = [(c.metric, str(c.bound), _value(c.observed), verdict(c.passed)) for c in result.checks]
+    lines.append(tabulate(checks, headers=["expectation", "expected", "observed", "verdict"], tablefmt="simple"))
+    lines.append("")
+    lines.append("timeline (seconds since the lab was ready; client = what the probe saw):")
+    lines.append(tabulate([(f"{e.t:8.3f}", e.source, e.what) for e in result.events],
+                          headers=["t", "source", "event"], tablefmt="plain", disable_numparse=True))
+    if result.error_kinds:
+        kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(result.error_kinds.items(), key=lambda kv: -kv[1]))
+        lines += ["", f"failed write attempts by kind: {kinds}"]
+    lines += ["", "what this shows:", _wrap(result.explain), "",
+              f"{verdict(result.passed)}: {sum(c.passed for c in result.checks)} of {len(result.checks)} expectations met "
+              f"in {result.duration_s:.1f} s" + ("" if explain else "  (--explain says how each figure is measured)")]
+    return "\n".join(lines)
+
+
+def format_repeats(results: list[Result]) -> str:
+    """min / median / max of each metric over repeated runs of one scenario."""
+    names = [n for n in METRICS if any(r.metrics.get(n) is not None for r in results)]
+    rows = []
+    for name in names:
+        values = [r.metrics[name] for r in results if r.metrics.get(name) is not None]
+        rows.append((name, _value(min(values)), _value(statistics.median(values)), _value(max(values)), len(values)))
+    passed = sum(r.passed for r in results)
+    return (f"{len(results)} runs, {passed} passed\n"
+            + tabulate(rows, headers=["metric", "min", "median", "max", "runs"], tablefmt="simple"))
+
+
+def format_compare(results: list[Result]) -> str:
+    """One table, modes as rows: what each scenario lost per mode, and recovery times."""
+    scenarios = list(dict.fromkeys(r.scenario for r in results))
+    modes = list(dict.fromkeys(r.mode for r in results))
+    by_key = {(r.mode, r.scenario): r for r in results}
+    headers = ["mode"] + [f"{s}\nlost / acked before fault" for s in scenarios] + ["kill-restart\nload_s", "kill-restart\nserver_load_s",
+                                                                                   "kill-restart\ndataset_keys"]
+    rows = []
+    for mode in modes:
+        row = [mode]
+        for scenario in scenarios:
+            r = by_key.get((mode, scenario))
+            row.append(_loss_cell(r) if r else "n/a")
+        kill = by_key.get((mode, "kill-restart"))
+        row += [_value(kill.metrics.get(m)) if kill else "-" for m in ("load_s", "server_load_s", "dataset_keys")]
+        rows.append(row)
+    legend = [
+        "lost / acked before fault: acknowledged writes missing when read back after recovery, out of",
+        "  the writes acknowledged before the fault (probe SET probe:<n>, read back with MGET);",
+        "  (x%) = lost_before_fault_pct; FAIL marks a cell whose expectation was not met.",
+        "load_s: restart step to the probe's first acknowledged write (client-observed).",
+        "server_load_s: load time in Redis' own log; dataset_keys: INFO keyspace just before the kill.",
+        "n/a: the scenario does not apply to the mode (no AOF to truncate).",
+    ]
+    return tabulate(rows, headers=headers, tablefmt="grid", disable_numparse=True) + "\n" + "\n".join(legend)
+
+
+def _loss_cell(r: Result) -> str:
+    pct = r.metrics.get("lost_before_fault_pct")
+    cell = f"{r.metrics['lost']} / {_value(r.metrics.get('acked_before_fault'))}" + (f" ({pct:g}%)" if pct is not None else "")
+    return cell if r.passed else f"{cell} FAIL"
+
+
+def format_verify(results: list[Result]) -> str:
+    rows = []
+    for r in results:
+        failed = [f"{c.metric}={_value(c.observed)} (expected {c.bound})" for c in r.checks if not c.passed]
+        rows.append((r.lab, r.scenario, r.mode, verdict(r.passed), _value(r.metrics.get("acked")),
+                     _value(r.metrics.get("lost")), _value(r.metrics.get("unavailable_s")), f"{r.duration_s:.1f}",
+                     "; ".join(failed)))
+    table = tabulate(rows, headers=["lab", "scenario", "mode", "verdict", "acked", "lost", "unavailable_s", "took_s",
+                                    "deviation"], tablefmt="simple", disable_numparse=True)
+    passed = sum(r.passed for r in results)
+    total_s = sum(r.duration_s for r in results)
+    return f"{table}\n\n{passed} passed, {len(results) - passed} failed in {total_s:.1f} s of scenario time"
+
+
+def verify_line(r: Result) -> str:
+    return (f"{verdict(r.passed)}  {r.lab} {r.scenario} [{r.mode}]  acked={_value(r.metrics.get('acked'))} "
+            f"lost={_value(r.metrics.get('lost'))} unavailable_s={_value(r.metrics.get('unavailable_s'))} "
+            f"({r.duration_s:.1f} s)")
+
+
+def write_json(path: Path, results: list[Result] | Result) -> None:
+    data = results.as_dict() if isinstance(results, Result) else [r.as_dict() for r in results]
+    Path(path).write_text(json.dumps(data, indent=2) + "\n")
+
+
+def junit_xml(results: list[Result]) -> str:
+    """JUnit XML: one testsuite per lab, one testcase per scenario and mode."""
+    root = ET.Element("testsuites", name="redis-ha-lab", tests=str(len(results)),
+                      failures=str(sum(not r.passed for r in results)))
+    for lab in dict.fromkeys(r.lab for r in results):
+        mine = [r for r in results if r.lab == lab]
+        suite = ET.SubElement(root, "testsuite", name=lab, tests=str(len(mine)),
+                              failures=str(sum(not r.passed for r in mine)),
+                              time=f"{sum(r.duration_s for r in mine):.3f}")
+        for r in mine:
+            case = ET.SubElement(suite, "testcase", classname=f"{r.lab}.{r.scenario}", name=f"{r.scenario}[{r.mode}]",
+                                 time=f"{r.duration_s:.3f}")
+            if not r.passed:
+                failed = [c for c in r.checks if not c.passed]
+                message = "; ".join(f"{c.metric} = {_value(c.observed)}, expected {c.bound}" for c in failed)
+                ET.SubElement(case, "failure", message=message, type="ExpectationFailed").text = message
+            metrics = ", ".join(f"{k}={_value(v)}" for k, v in r.metrics.items() if v is not None)
+            ET.SubElement(case, "system-out").text = metrics
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

@@ -1,0 +1,245 @@
+"""The only module that talks to Docker (through python-on-whales).
+
+Every Docker call goes through `_call`, which turns python-on-whales' exceptions
+into our typed errors naming the lab, what was being done and Docker's own words.
+Cleanup works by label, so it removes exactly what the tool made.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from python_on_whales import DockerClient
+from python_on_whales.client_config import ClientNotFoundError
+from python_on_whales.exceptions import DockerException, NoSuchContainer, NoSuchVolume
+
+from .errors import EnvironmentProblem, RuntimeFailure
+from .topology import LABEL_LAB, LABEL_MODE, LABEL_NODE, LABEL_ROLE, LABEL_RUN, Node, Topology
+
+ONE_OFF_USER = "999:999"  # the redis user of the official image and of `lab image build`
+DOCKER_DOWN_HINT = "start the Docker engine (`systemctl start docker`, or `dockerd &` as root); `lab doctor` checks the rest"
+
+
+def _docker_said(exc: DockerException) -> str:
+    text = (exc.stderr or exc.stdout or "").strip().splitlines()
+    return text[-1] if text else f"exit code {exc.return_code}"
+
+
+def _is_engine_down(exc: DockerException) -> bool:
+    said = (exc.stderr or "") + (exc.stdout or "")
+    return "Cannot connect to the Docker daemon" in said or "Is the docker daemon running" in said
+
+
+@contextmanager
+def _call(what: str, hint: str = ""):
+    """Run Docker calls, raising RuntimeFailure/EnvironmentProblem that say what failed."""
+    try:
+        yield
+    except ClientNotFoundError:
+        raise EnvironmentProblem("the docker command is not installed",
+                                 "install Docker (Debian: `apt-get install docker.io`), or run scripts/setup") from None
+    except DockerException as exc:
+        if _is_engine_down(exc):
+            raise EnvironmentProblem("the Docker engine is not reachable", DOCKER_DOWN_HINT) from None
+        said = _docker_said(exc)
+        if "port is already allocated" in said or "address already in use" in said:
+            raise EnvironmentProblem(f"{what}: a host port is already in use ({said})",
+                                     "stop what holds it (`lab status`, `lab down --all`) or pass another --port-base") from None
+        raise RuntimeFailure(f"{what} failed: {said}", hint) from None
+
+
+@dataclass(frozen=True)
+class LabContainer:
+    """A container the tool made, as `lab status` shows it."""
+
+    lab: str
+    run: str
+    node: str
+    role: str
+    mode: str
+    state: str
+    ports: str
+    name: str
+    project: str
+
+
+class Engine:
+    """Engine-wide operations: health, images, listing and label-based cleanup."""
+
+    def __init__(self):
+        self.docker = DockerClient()
+
+    def version(self) -> str:
+        """The engine's version; raises EnvironmentProblem if it does not answer."""
+        with _call("asking the Docker engine for its version", DOCKER_DOWN_HINT):
+            return self.docker.version().server.version
+
+    def compose_version(self) -> str | None:
+        """The compose plugin's version ("2.40.3"), or None if `docker compose` is missing."""
+        try:
+            said = self.docker.compose.version()
+            match = re.search(r"v?(\d+\.\d+\.\d+)", said)
+            return match.group(1) if match else said.strip()
+        except (DockerException, ClientNotFoundError):
+            return None
+
+    def image_exists(self, name: str) -> bool:
+        with _call(f"looking up image {name}"):
+            return self.docker.image.exists(name)
+
+    def pull(self, name: str) -> bool:
+        """Try to pull an image; False when no registry can be reached."""
+        try:
+            self.docker.image.pull(name, quiet=True)
+            return True
+        except DockerException as exc:
+            if _is_engine_down(exc):
+                raise EnvironmentProblem("the Docker engine is not reachable", DOCKER_DOWN_HINT) from None
+            return False
+
+    def image_version_label(self, name: str, label: str) -> str | None:
+        with _call(f"inspecting image {name}"):
+            return self.docker.image.inspect(name).config.labels.get(label) if self.docker.image.exists(name) else None
+
+    def build_image(self, context: Path, tag: str, labels: dict[str, str]) -> None:
+        with _call(f"building image {tag}"):
+            if self.docker.buildx.is_installed():
+                self.docker.build(context, tags=[tag], labels=labels, load=True)
+            else:
+                self.docker.legacy_build(context, tags=[tag], labels=labels)
+
+    def run_image(self, image: str, command: list[str]) -> str:
+        """Run a throw-away container of `image` with no network; returns its output."""
+        with _call(f"running {' '.join(command)} in {image}"):
+            return self.docker.run(image, command, remove=True, networks=["none"], user=ONE_OFF_USER)
+
+    def lab_containers(self, lab: str | None = None) -> list[LabContainer]:
+        label = f"{LABEL_LAB}={lab}" if lab else LABEL_LAB
+        with _call("listing lab containers"):
+            found = self.docker.container.list(all=True, filters=[("label", label)])
+        result = []
+        for c in found:
+            labels = c.config.labels
+            ports = ", ".join(f"{b[0].host_ip}:{b[0].host_port}->{p}" for p, b in (c.network_settings.ports or {}).items() if b)
+            result.append(LabContainer(lab=labels.get(LABEL_LAB, "?"), run=labels.get(LABEL_RUN, "?"),
+                                       node=labels.get(LABEL_NODE, "-"), role=labels.get(LABEL_ROLE, "-"),
+                                       mode=labels.get(LABEL_MODE, "-"), state=c.state.status, ports=ports or "-",
+                                       name=c.name, project=labels.get("com.docker.compose.project", "-")))
+        return sorted(result, key=lambda c: (c.lab, c.node))
+
+    def remove_labelled(self, label: str) -> int:
+        """Remove containers (with their anonymous volumes), networks and volumes carrying `label`
+        ("key" or "key=value"). Returns how many resources were removed."""
+        filters = [("label", label)]
+        removed = 0
+        with _call(f"removing resources labelled {label}"):
+            containers = self.docker.container.list(all=True, filters=filters)
+            if containers:
+                self.docker.container.remove(containers, force=True, volumes=True)
+                removed += len(containers)
+            networks = self.docker.network.list(filters=filters)
+            if networks:
+                self.docker.network.remove(networks)
+                removed += len(networks)
+            volumes = self.docker.volume.list(filters=filters)
+            if volumes:
+                self.docker.volume.remove(volumes)
+                removed += len(volumes)
+        return removed
+
+
+class LabRuntime:
+    """Docker operations on one running lab (one compose project)."""
+
+    def __init__(self, topo: Topology, compose_file: Path):
+        self.topo = topo
+        self.compose_file = compose_file
+        self.docker = DockerClient(compose_files=[compose_file], compose_project_name=topo.project)
+        self.engine = Engine()
+
+    def _what(self, doing: str) -> str:
+        return f"lab {self.topo.lab}: {doing}"
+
+    def up(self) -> None:
+        """Create the network, volumes and containers (in parallel) and start them."""
+        with _call(self._what("docker compose up"), f"the project is in {self.compose_file.parent}"):
+            self.docker.compose.up(detach=True, quiet=True, pull="never")
+
+    def kill(self, node: Node) -> None:
+        with _call(self._what(f"docker kill {node.container}")):
+            self.docker.container.kill(node.container)
+
+    def stop(self, node: Node, timeout_s: float) -> None:
+        """SIGTERM, then SIGKILL after `timeout_s`: Redis shuts down gracefully on SIGTERM."""
+        with _call(self._what(f"docker stop {node.container}")):
+            self.docker.container.stop(node.container, time=int(timeout_s))
+
+    def start(self, node: Node) -> None:
+        """Start the node's container; recreate it from the compose file if it was removed."""
+        with _call(self._what(f"starting {node.container}")):
+            if self.docker.container.exists(node.container):
+                self.docker.container.start(node.container)
+            else:
+                self.docker.compose.up([node.name], detach=True, quiet=True, pull="never")
+
+    def remove(self, node: Node) -> None:
+        """Remove the node's container and its data volume (as if the host were replaced)."""
+        with _call(self._what(f"removing {node.container} and its volume")):
+            self.docker.container.remove(node.container, force=True, volumes=True)
+            if node.volume:
+                try:
+                    self.docker.volume.remove(node.volume)
+                except NoSuchVolume:
+                    pass
+
+    def state(self, node: Node) -> tuple[str, int | None]:
+        """(status, exit code) of the node's container; ('absent', None) if there is none."""
+        try:
+            state = self.docker.container.inspect(node.container).state
+        except NoSuchContainer:
+            return "absent", None
+        except DockerException as exc:
+            with _call(self._what(f"inspecting {node.container}")):
+                raise exc
+        return state.status, state.exit_code
+
+    def logs(self, node: Node, tail: int | None = None) -> str:
+        try:
+            return self.docker.container.logs(node.container, tail=tail)
+        except DockerException:
+            return ""
+
+    def read_file(self, node: Node, path: str) -> bytes:
+        """The content of one file in the node's container (running or not)."""
+        with tempfile.TemporaryDirectory(prefix="lab-cp-") as tmp:
+            target = Path(tmp) / "file"
+            with _call(self._what(f"reading {path} from {node.container}")):
+                self.docker.container.copy((node.container, path), target)
+            return target.read_bytes()
+
+    def run_on_volume(self, node: Node, command: list[str], stdin: bytes = b"") -> tuple[int, str]:
+        """Run `command` in a throw-away container of the lab's image with the node's data
+        volume at /data, no network, as the redis user. Returns (exit code, output).
+
+        Uses the docker CLI directly: python-on-whales' `run` cannot feed standard input,
+        which `redis-check-aof --fix` reads its confirmation from."""
+        if not node.volume:
+            raise RuntimeFailure(self._what(f"{node.name} has no data volume in mode {self.topo.mode}"))
+        labels = [arg for key, value in self.topo.labels.items() for arg in ("--label", f"{key}={value}")]
+        argv = [*self.docker.client_config.docker_cmd, "run", "--rm", "-i", "--network", "none",
+                "--user", ONE_OFF_USER, "-v", f"{node.volume}:/data", *labels, self.topo.image, *command]
+        done = subprocess.run(argv, input=stdin, capture_output=True, timeout=120)
+        output = (done.stdout + done.stderr).decode(errors="replace").strip()
+        if "Cannot connect to the Docker daemon" in output:
+            raise EnvironmentProblem("the Docker engine is not reachable", DOCKER_DOWN_HINT)
+        return done.returncode, output
+
+    def down(self) -> int:
+        """Remove everything this run made (containers, networks, volumes), by its run label."""
+        return self.engine.remove_labelled(f"{LABEL_RUN}={self.topo.run_id}")
+
