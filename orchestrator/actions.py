@@ -173,8 +173,15 @@ def check_aof(ctx: RunContext, target, fix=True):
     node = ctx.resolve(target)
     command = ["redis-check-aof"] + (["--fix"] if fix else []) + [f"{AOF_DIR}/appendonly.aof.manifest"]
     code, out = ctx.runtime.run_on_volume(node, command, stdin=b"y\n")  # --fix asks "Continue? [y/N]"
-    verdict = [line for line in out.splitlines() if line.strip()][-1:] or [f"exit code {code}"]
-    ctx.event(f"redis-check-aof{' --fix' if fix else ''}: {verdict[0]}")
+    ctx.event(f"redis-check-aof{' --fix' if fix else ''}: {_check_aof_verdict(out, code)}")
+
+
+def _check_aof_verdict(output: str, code: int) -> str:
+    """The lines of redis-check-aof's output that say what it found and did."""
+    lines = [line.split("[y/N]: ")[-1].strip() for line in output.splitlines()]
+    said = [line for line in lines if line.startswith(("This will shrink", "Successfully truncated"))]
+    said = said or [line for line in lines if line][-1:]
+    return "; ".join(said) if said else f"exit code {code}"
 
 
 def server_snapshot(node) -> dict:

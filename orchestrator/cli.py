@@ -23,7 +23,7 @@ from .paths import state_dir
 from .runtime import Engine
 from .scenario import default_mode, run_scenario
 from .suite import plan, run_plan
-from .topology import DEFAULT_PORT_BASE, derive_topology
+from .topology import DEFAULT_PORT_BASE, UP_RUN_ID, derive_topology
 from .validate import validate_lab
 
 MODE_HELP = f"persistence mode: {', '.join(PERSISTENCE_MODES)} (default: the lab's own)"
@@ -177,7 +177,7 @@ def up(settings, lab, mode):
     lab = load_lab(lab)
     mode = lab.check_mode(mode or lab.topology.persistence)
     run = settings.run_settings(keep=True)
-    topo = derive_topology(lab, mode, run_id="up", image=run.image, port_base=settings.port_base)
+    topo = derive_topology(lab, mode, run_id=UP_RUN_ID, image=run.image, port_base=settings.port_base)
     preflight(topo, settings.engine)
     project_dir = state_dir() / topo.project
     runtime = prepare(topo, project_dir)
@@ -340,6 +340,16 @@ def image_build(settings, tag):
     and the shared libraries ldd lists. Needs no registry."""
     version = build_local_image(settings.engine, tag)
     click.echo(f"built {tag} with Redis {version}")
+
+
+@image.command("which")
+@click.pass_obj
+def image_which(settings):
+    """Print the image a run will use (pulling the official one if it can); exit 2 if none."""
+    choice = resolve_image(settings.engine, settings.requested_image)
+    click.echo(choice.name)
+    if choice.note:
+        click.echo(f"note: {choice.note}", err=True)
 
 
 def main() -> None:

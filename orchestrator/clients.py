@@ -15,6 +15,10 @@ from .topology import Node
 HOST = "127.0.0.1"
 POLL_INTERVAL_S = 0.05
 PROBE_SOCKET_TIMEOUT_S = 0.5
+# A connect on loopback takes well under 1 ms. While Docker (re)starts a container it can
+# drop a SYN, and the kernel would retry it only after 1 s: a short connect timeout lets the
+# probe try again at once, so the outage it reports is not stretched by that retransmit.
+PROBE_CONNECT_TIMEOUT_S = 0.1
 
 
 def no_retry() -> Retry:
@@ -25,7 +29,7 @@ def no_retry() -> Retry:
 def probe_connection(node: Node) -> redis.Connection:
     """One raw connection for the probe: no hidden retries, bounded socket timeouts."""
     return redis.Connection(host=HOST, port=node.host_port, socket_timeout=PROBE_SOCKET_TIMEOUT_S,
-                            socket_connect_timeout=PROBE_SOCKET_TIMEOUT_S, retry=no_retry())
+                            socket_connect_timeout=PROBE_CONNECT_TIMEOUT_S, retry=no_retry())
 
 
 def admin_client(node: Node, timeout_s: float = 2.0) -> redis.Redis:

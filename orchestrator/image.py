@@ -53,12 +53,15 @@ def resolve_image(engine: Engine, requested: str | None = None) -> ImageChoice:
                              "run `lab image build` (needs redis-server on this machine: `apt-get install redis-server`)")
 
 
-def find_binary(name: str) -> Path:
-    found = shutil.which(name) or next((p for p in (f"/usr/bin/{name}", f"/usr/local/bin/{name}") if os.path.exists(p)), None)
-    if not found:
-        raise EnvironmentProblem(f"{name} is not installed on this machine",
-                                 "install it (Debian: `apt-get install redis-server redis-tools coreutils`)")
-    return Path(found)
+def find_binary(*names: str) -> Path:
+    """The first of `names` found on PATH or in /usr/bin, /usr/local/bin."""
+    for name in names:
+        found = shutil.which(name) or next((p for p in (f"/usr/bin/{name}", f"/usr/local/bin/{name}")
+                                            if os.path.exists(p)), None)
+        if found:
+            return Path(found)
+    raise EnvironmentProblem(f"{names[0]} is not installed on this machine",
+                             "install it (Debian: `apt-get install redis-tools`), then run `lab image build` again")
 
 
 def shared_libraries(binary: Path) -> list[Path]:
@@ -73,14 +76,17 @@ def shared_libraries(binary: Path) -> list[Path]:
 
 
 def server_version(binary: Path) -> str:
-    out = subprocess.run([str(binary), "--version"], capture_output=True, text=True).stdout
+    """The Redis version of the multi-call binary, asked as redis-server whatever its file name."""
+    out = subprocess.run(["redis-server", "--version"], executable=str(binary), capture_output=True, text=True).stdout
     match = re.search(r"v=(\S+)", out)
     return match.group(1) if match else "unknown"
 
 
 def build_context(directory: Path) -> str:
     """Lay out the FROM-scratch build context in `directory`; returns the Redis version."""
-    server = find_binary("redis-server")
+    # Debian's redis-tools ships the multi-call binary as redis-check-rdb; named redis-server
+    # it runs the server. Taking it from there avoids installing (and starting) a host service.
+    server = find_binary("redis-server", "redis-check-rdb")
     binaries = {name: server for name in SERVER_NAMES}
     binaries.update({name: find_binary(name) for name in TOOLS})
     root = directory / "rootfs"

@@ -32,6 +32,8 @@ class RunSettings:
 def check_port_free(port: int) -> None:
     """Raise EnvironmentProblem if something listens on 127.0.0.1:port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # SO_REUSEADDR: connections of a previous run in TIME_WAIT do not make a port busy.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError as exc:
@@ -42,9 +44,9 @@ def check_port_free(port: int) -> None:
 
 
 def preflight(topo: Topology, engine: Engine) -> None:
-    """Engine reachable, lab not already running, ports free: checked before anything starts."""
+    """Engine reachable, lab not already up, ports free: checked before anything starts."""
     engine.version()
-    running = engine.lab_containers(topo.lab)
+    running = [c for c in engine.lab_containers(topo.lab) if c.project == topo.project]
     if running:
         raise UsageError(f"lab {topo.lab!r} is already running ({len(running)} containers)",
                          f"remove it with `lab down {topo.lab}` first")

@@ -125,7 +125,8 @@ class Engine:
         result = []
         for c in found:
             labels = c.config.labels
-            ports = ", ".join(f"{b[0].host_ip}:{b[0].host_port}->{p}" for p, b in (c.network_settings.ports or {}).items() if b)
+            ports = ", ".join(f"{b[0]['HostIp']}:{b[0]['HostPort']}->{p}"  # python-on-whales keeps these raw
+                              for p, b in (c.network_settings.ports or {}).items() if b)
             result.append(LabContainer(lab=labels.get(LABEL_LAB, "?"), run=labels.get(LABEL_RUN, "?"),
                                        node=labels.get(LABEL_NODE, "-"), role=labels.get(LABEL_ROLE, "-"),
                                        mode=labels.get(LABEL_MODE, "-"), state=c.state.status, ports=ports or "-",

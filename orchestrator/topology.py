@@ -90,14 +90,19 @@ def mode_keeps_data(mode: str) -> bool:
     return mode != "none"
 
 
-def project_name(lab: str) -> str:
-    return f"lab-{lab}"
+UP_RUN_ID = "up"
+
+
+def project_name(lab: str, run_id: str = UP_RUN_ID) -> str:
+    """`lab-<lab>` for a lab started by `lab up`; `lab-<lab>-<run>` for a scenario run, so
+    runs on different --port-base values can go in parallel."""
+    return f"lab-{lab}" if run_id == UP_RUN_ID else f"lab-{lab}-{run_id}"
 
 
 def derive_topology(lab: Lab, mode: str, run_id: str, image: str,
                     port_base: int = DEFAULT_PORT_BASE, scenario: Scenario | None = None) -> Topology:
     """Expand the lab's topology spec into nodes for one run in one persistence mode."""
-    project = project_name(lab.name)
+    project = project_name(lab.name, run_id)
     spec = lab.topology
     extra = dict(spec.config)
     if scenario is not None:

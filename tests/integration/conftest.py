@@ -1,0 +1,67 @@
+"""Fixtures for tests on real containers. Without Docker they skip, except in CI
+(CI=true), where a missing engine is an error: the Docker tests must run there."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from orchestrator.errors import LabError
+from orchestrator.image import resolve_image
+from orchestrator.lifecycle import RunSettings
+from orchestrator.runtime import Engine
+from orchestrator.topology import LABEL_LAB
+
+# Away from the default 7100 so a lab a developer keeps running does not collide.
+PORT_BASE = int(os.environ.get("LAB_TEST_PORT_BASE", "7300"))
+
+
+@pytest.fixture(scope="session")
+def engine() -> Engine:
+    engine = Engine()
+    try:
+        engine.version()
+    except LabError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI=true but Docker is not usable: {exc}")
+        pytest.skip(f"Docker is not usable here: {exc}")
+    return engine
+
+
+@pytest.fixture(scope="session")
+def image(engine) -> str:
+    try:
+        return resolve_image(engine).name
+    except LabError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI=true but no Redis image: {exc}")
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def settings(image) -> RunSettings:
+    return RunSettings(image=image, port_base=PORT_BASE)
+
+
+def lab_resources(label: str = LABEL_LAB) -> list[str]:
+    """Names of containers, networks and volumes carrying `label` (key or key=value)."""
+    found = []
+    for kind in ("container", "network", "volume"):
+        args = ["docker", kind, "ls", "-q", "--filter", f"label={label}"]
+        if kind == "container":
+            args.insert(3, "-a")
+        found += subprocess.run(args, capture_output=True, text=True, check=True).stdout.split()
+    return found
+
+
+@pytest.fixture
+def no_leftovers(engine):
+    """Assert that a test leaves no lab resources behind (and remove them if it did)."""
+    before = set(lab_resources())
+    yield
+    left = set(lab_resources()) - before
+    if left:
+        engine.remove_labelled(LABEL_LAB)
+    assert not left, f"the test left lab resources behind: {sorted(left)}"
