@@ -30,6 +30,7 @@ class Action:
     summary: str
     mark: str | None = None                       # FAULT or RESTART: a time the metrics use
     durations: tuple[str, ...] = ()               # parameters given as durations ("2s")
+    counts: tuple[str, ...] = ()                  # parameters that are whole numbers > 0
     choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
@@ -51,6 +52,8 @@ class Action:
             given = {params[0].name: arg}
         else:
             raise TypeError("takes no argument")
+        if any(not isinstance(name, str) for name in given):
+            raise TypeError("argument names must be words")
         known = {p.name for p in params}
         unknown = set(given) - known
         if unknown:
@@ -61,8 +64,13 @@ class Action:
         if missing:
             raise TypeError(f"missing argument {', '.join(missing)}")
         args = {name: value for name, value in bound.arguments.items() if name in known}
+        if "target" in args and not isinstance(args["target"], str):
+            raise TypeError("target must be a node name or a role, e.g. master")
         for name in self.durations:
             parse_duration(args[name])
+        for name in self.counts:
+            if not isinstance(args[name], int) or isinstance(args[name], bool) or args[name] <= 0:
+                raise ValueError(f"{name} must be a whole number greater than 0, not {args[name]!r}")
         for name, allowed in self.choices.items():
             if args[name] not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {args[name]!r}")
@@ -158,7 +166,7 @@ def _incr_file(ctx: RunContext, node) -> str:
     return incr[-1]
 
 
-@action("truncate_aof", "cut the last `bytes` bytes off a stopped node's AOF (a torn write)")
+@action("truncate_aof", "cut the last `bytes` bytes off a stopped node's AOF (a torn write)", counts=("bytes",))
 def truncate_aof(ctx: RunContext, target, bytes):  # noqa: A002 - the lab file's word
     node = ctx.resolve(target)
     name = _incr_file(ctx, node)

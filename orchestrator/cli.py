@@ -21,7 +21,7 @@ from .lifecycle import RunSettings, bring_up, preflight, prepare, sigterm_as_int
 from .metrics import METRICS
 from .paths import state_dir
 from .runtime import Engine
-from .scenario import default_mode, run_scenario
+from .scenario import default_mode, modes_to_run, run_scenario
 from .suite import plan, run_plan
 from .topology import DEFAULT_PORT_BASE, UP_RUN_ID, derive_topology
 from .validate import validate_lab
@@ -245,9 +245,9 @@ def run(settings, lab, scenario, mode, repeat, json_file, keep, explain):
       lab run persistence kill-restart --mode rdb
     """
     lab = load_lab(lab)
-    if mode:
-        lab.check_mode(mode)
     chosen = lab.scenario(scenario)
+    if mode:
+        modes_to_run(lab, chosen, mode)
     if keep and repeat > 1:
         raise UsageError("--keep keeps one lab running; it cannot go with --repeat")
     run_settings = settings.run_settings(keep=keep)

@@ -69,6 +69,9 @@ def shared_libraries(binary: Path) -> list[Path]:
     out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=True).stdout
     found = []
     for line in out.splitlines():
+        if "not found" in line:
+            raise EnvironmentProblem(f"{binary} needs {line.split()[0]}, which ldd cannot find",
+                                     "install the package that provides it, then run `lab image build` again")
         match = re.search(r"(/\S+)", line.split("=>")[-1])
         if match:
             found.append(Path(match.group(1)))

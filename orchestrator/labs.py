@@ -8,6 +8,7 @@ break is checked here, before a container starts (see `lab validate`).
 from __future__ import annotations
 
 import inspect
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,8 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"not a duration: {value!r}")
     if isinstance(value, (int, float)):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"not a duration: {value!r} (a number of seconds >= 0)")
         return float(value)
     match = _DURATION.match(str(value))
     if not match:
@@ -101,7 +104,6 @@ class TopologySpec:
     modes: tuple[str, ...]
     save: str
     config: Mapping[str, Any]
-    replicas: int = 0
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,8 @@ class _Parser:
         for name, setting in value.items():
             if not isinstance(setting, (str, int, float)) or isinstance(setting, bool):
                 self.fail(f"{key}.{name}", "redis.conf values must be strings or numbers (write \"yes\"/\"no\" in quotes)")
+            if not re.fullmatch(r"[A-Za-z0-9-]+", str(name)) or "\n" in str(setting) or "\r" in str(setting):
+                self.fail(f"{key}.{name}", "a redis.conf setting is one directive name and a one-line value")
         return {str(k): str(v) for k, v in value.items()}
 
     def lab(self, raw) -> Lab:
@@ -222,7 +226,7 @@ class _Parser:
 
     def topology(self, raw) -> TopologySpec:
         key = "topology"
-        raw = self.mapping(raw, key, {"kind", "persistence", "modes", "save", "config", "replicas"}, ("kind",))
+        raw = self.mapping(raw, key, {"kind", "persistence", "modes", "save", "config"}, ("kind",))
         kind = raw["kind"]
         if kind not in TOPOLOGY_KINDS:
             self.fail(f"{key}.kind", f"unknown topology kind {kind!r} (known: {', '.join(TOPOLOGY_KINDS)})")
@@ -234,8 +238,7 @@ class _Parser:
         if not isinstance(save, str) or not re.fullmatch(r"(\s*\d+\s+\d+)+\s*", save):
             self.fail(f"{key}.save", "save points are pairs of numbers: \"<seconds> <changes> ...\"")
         return TopologySpec(kind=kind, persistence=persistence, modes=modes, save=save.strip(),
-                            config=self.config(raw.get("config"), f"{key}.config"),
-                            replicas=int(raw.get("replicas", 0)))
+                            config=self.config(raw.get("config"), f"{key}.config"))
 
     def scenario(self, name: str, raw, topology: TopologySpec) -> Scenario:
         key = f"scenarios.{name}"

@@ -58,6 +58,7 @@ class Result:
                 "passed": self.passed, "duration_s": round(self.duration_s, 3),
                 "metrics": self.metrics, "checks": [c.as_dict() for c in self.checks],
                 "events": [e.as_dict() for e in self.events], "error_kinds": self.error_kinds,
+                "waited_s": round(self.waited_s, 3),
                 "phases_s": {k: round(v, 3) for k, v in self.phases.items()}}
 
 

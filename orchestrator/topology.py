@@ -116,7 +116,7 @@ def derive_topology(lab: Lab, mode: str, run_id: str, image: str,
     lab_friendly = [Setting(k, v, "set by the lab file") for k, v in extra.items()]
     settings = _merge(base, lab_friendly)
 
-    names = ["redis-1"] + [f"redis-{i + 2}" for i in range(spec.replicas)]
+    names = ["redis-1"]
     nodes = tuple(
         Node(name=name, role="master" if i == 0 else "replica", container=f"{project}-{name}",
              host_port=port_base + i,
