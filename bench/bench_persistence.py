@@ -117,7 +117,7 @@ def med(values) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--port-base", type=int, default=7600)
     args = parser.parse_args()
     if not shutil.which("redis-benchmark"):

@@ -72,20 +72,21 @@ def lost_pct(obs: Observation):
 def _acked_before_fault(obs: Observation) -> list[int] | None:
     if "fault" not in obs.marks:
         return None
-    invoked, _ = obs.marks["fault"]
-    return [a.seq for a in obs.oks() if a.completed <= invoked]
+    _, effective = obs.marks["fault"]
+    return [a.seq for a in obs.oks() if a.completed <= effective]
 
 
-@metric("acked_before_fault", "writes", "writes acknowledged before the fault step")
+@metric("acked_before_fault", "writes", "writes acknowledged before the fault took effect")
 def acked_before_fault(obs: Observation):
-    """Count of +OK replies that completed before the fault step was invoked."""
+    """Count of +OK replies that completed before the fault step returned (a `docker kill`
+    takes some 20-30 ms, during which the server still acknowledges writes)."""
     before = _acked_before_fault(obs)
     return None if before is None else len(before)
 
 
 @metric("lost_before_fault_pct", "%", "share of the writes acknowledged before the fault that were lost")
 def lost_before_fault_pct(obs: Observation):
-    """Of the writes acknowledged before the fault step was invoked, the percentage missing at
+    """Of the writes acknowledged before the fault took effect, the percentage missing at
     read-back. Writes made after recovery would dilute lost_pct; this one shows what the fault
     took from the data that existed when it struck."""
     before = _acked_before_fault(obs)
@@ -131,11 +132,12 @@ def unavailable_s(obs: Observation):
     return round(outage[1] - outage[0], 3) if outage else None
 
 
-@metric("load_s", "s", "restart step to first acknowledged write")
+@metric("load_s", "s", "restart step to first acknowledged write (container start, load, Docker's port proxy)")
 def load_s(obs: Observation):
     """From the moment the restart step was invoked (container start) to the completion of the
-    probe's first acknowledged write invoked after it: container start, dataset load and the
-    probe's 10 ms retry pause."""
+    probe's first acknowledged write invoked after it: container start, dataset load, Docker's
+    port proxy reconnecting to the new container, and the probe's 10 ms retry pause.
+    server_load_s is the load alone, as Redis measured it."""
     if "restart" not in obs.marks:
         return None
     invoked, _ = obs.marks["restart"]

@@ -68,35 +68,33 @@ def format_repeats(results: list[Result]) -> str:
 
 
 def format_compare(results: list[Result]) -> str:
-    """One table, modes as rows: what each scenario lost per mode, and recovery times."""
+    """One table, modes as rows: what each scenario lost per mode, write rate and recovery times."""
     scenarios = list(dict.fromkeys(r.scenario for r in results))
     modes = list(dict.fromkeys(r.mode for r in results))
     by_key = {(r.mode, r.scenario): r for r in results}
-    headers = ["mode"] + [f"{s}\nlost / acked before fault" for s in scenarios] + ["kill-restart\nload_s", "kill-restart\nserver_load_s",
-                                                                                   "kill-restart\ndataset_keys"]
+    extra = ("writes_per_s", "load_s", "server_load_s", "dataset_keys")
+    headers = ["mode"] + scenarios + [f"{m}\n(kill-restart)" for m in extra]
     rows = []
     for mode in modes:
-        row = [mode]
-        for scenario in scenarios:
-            r = by_key.get((mode, scenario))
-            row.append(_loss_cell(r) if r else "n/a")
+        row = [mode] + [_loss_cell(by_key[(mode, s)]) if (mode, s) in by_key else "n/a" for s in scenarios]
         kill = by_key.get((mode, "kill-restart"))
-        row += [_value(kill.metrics.get(m)) if kill else "-" for m in ("load_s", "server_load_s", "dataset_keys")]
+        row += [_value(kill.metrics.get(m)) if kill else "-" for m in extra]
         rows.append(row)
     legend = [
-        "lost / acked before fault: acknowledged writes missing when read back after recovery, out of",
-        "  the writes acknowledged before the fault (probe SET probe:<n>, read back with MGET);",
-        "  (x%) = lost_before_fault_pct; FAIL marks a cell whose expectation was not met.",
-        "load_s: restart step to the probe's first acknowledged write (client-observed).",
-        "server_load_s: load time in Redis' own log; dataset_keys: INFO keyspace just before the kill.",
+        "Each scenario cell: lost / acked before the fault (lost_before_fault_pct). lost = acknowledged",
+        "  writes (probe SET probe:<n>) missing when every one is read back with MGET after recovery;",
+        "  FAIL marks a run whose expectation (labs/persistence.yaml) was not met.",
+        "writes_per_s: the probe's acknowledged writes per second before the fault (one connection).",
+        "load_s: restart step to the probe's first acknowledged write: container start, load, Docker's port proxy.",
+        "server_load_s: the load time in Redis' own log; dataset_keys: INFO keyspace just before the kill.",
         "n/a: the scenario does not apply to the mode (no AOF to truncate).",
     ]
-    return tabulate(rows, headers=headers, tablefmt="grid", disable_numparse=True) + "\n" + "\n".join(legend)
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True) + "\n\n" + "\n".join(legend)
 
 
 def _loss_cell(r: Result) -> str:
     pct = r.metrics.get("lost_before_fault_pct")
-    cell = f"{r.metrics['lost']} / {_value(r.metrics.get('acked_before_fault'))}" + (f" ({pct:g}%)" if pct is not None else "")
+    cell = f"{r.metrics['lost']}/{_value(r.metrics.get('acked_before_fault'))}" + (f" ({pct:g}%)" if pct is not None else "")
     return cell if r.passed else f"{cell} FAIL"
 
 

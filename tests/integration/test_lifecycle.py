@@ -54,9 +54,9 @@ def test_up_status_down(image, no_leftovers):
         status = lab(["status"], image)
         assert "persistence" in status.output and "redis-1" in status.output and "running" in status.output
     finally:
-        down = lab(["down", "--all"], image)
+        down = lab(["down", "persistence"], image)
     assert down.exit_code == 0
-    assert lab_resources() == []
+    assert lab_resources(f"{LABEL_LAB}=persistence") == []
 
 
 def test_rendered_project_runs_by_hand(image, tmp_path, no_leftovers):
@@ -116,7 +116,7 @@ def test_ctrl_c_removes_the_lab(image, no_leftovers):
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, output
     assert "interrupted" in output and "Traceback" not in output
-    assert lab_resources() == []
+    assert lab_resources(f"{LABEL_LAB}=persistence") == []
 
 
 def test_verify_own_lab_file_writes_junit_and_json(image, tmp_path, no_leftovers):

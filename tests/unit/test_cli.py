@@ -245,4 +245,4 @@ def test_image_which_without_an_image_exits_2(invoke, monkeypatch):
     monkeypatch.setattr(orchestrator.cli, "Engine", _UntouchableEngine)
     result = invoke("image", "which")
     assert result.exit_code == 2
-    assert _error_lines(result.output) == ["error: no Redis image. run `lab image build`"]
+    assert _error_lines(result.output) == ["error: no Redis image; run `lab image build`"]

@@ -11,8 +11,9 @@ FAULT = (1.00, 1.10)      # kill step invoked, returned
 RESTART = (1.50, 1.60)    # start step invoked, returned
 
 # A kill-and-restart history:
-#  1-4  acknowledged before the fault step was invoked (acked_before_fault = 4)
-#  5    invoked before, acknowledged while the kill step ran (before it returned)
+#  1-4  acknowledged before the fault step was invoked
+#  5    invoked before, acknowledged while the kill step ran (before it returned):
+#       acked before the fault took effect, so acked_before_fault = 5
 #  6    sent, then timed out (info); present at read-back (indeterminate)
 #  7-8  refused while the server is down (fail)
 #  9    after the restart: LOADING while the dataset loads (fail)
@@ -45,8 +46,8 @@ def test_counts():
     assert m["acked"] == 7
     assert m["lost"] == 3
     assert m["lost_pct"] == pytest.approx(round(300 / 7, 2))
-    assert m["acked_before_fault"] == 4
-    assert m["lost_before_fault_pct"] == 50.0      # 3 and 4 of 1..4; 5 was acked during the kill
+    assert m["acked_before_fault"] == 5
+    assert m["lost_before_fault_pct"] == 60.0      # 3, 4 and 5 of 1..5
     assert m["indeterminate"] == 1
     assert m["errors"] == 4
 
