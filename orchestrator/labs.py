@@ -7,7 +7,6 @@ break is checked here, before a container starts (see `lab validate`).
 
 from __future__ import annotations
 
-import inspect
 import math
 import re
 from dataclasses import dataclass, field
@@ -298,7 +297,3 @@ class _Parser:
             result[metric] = Bound(min=bound.get("min"), max=bound.get("max"))
         return result
 
-
-def signature_params(func) -> list[inspect.Parameter]:
-    """The parameters a lab file may give an action: all but the run context."""
-    return list(inspect.signature(func).parameters.values())[1:]

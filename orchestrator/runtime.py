@@ -102,21 +102,12 @@ class Engine:
                 raise EnvironmentProblem("the Docker engine is not reachable", DOCKER_DOWN_HINT) from None
             return False
 
-    def image_version_label(self, name: str, label: str) -> str | None:
-        with _call(f"inspecting image {name}"):
-            return self.docker.image.inspect(name).config.labels.get(label) if self.docker.image.exists(name) else None
-
     def build_image(self, context: Path, tag: str, labels: dict[str, str]) -> None:
         with _call(f"building image {tag}"):
             if self.docker.buildx.is_installed():
                 self.docker.build(context, tags=[tag], labels=labels, load=True)
             else:
                 self.docker.legacy_build(context, tags=[tag], labels=labels)
-
-    def run_image(self, image: str, command: list[str]) -> str:
-        """Run a throw-away container of `image` with no network; returns its output."""
-        with _call(f"running {' '.join(command)} in {image}"):
-            return self.docker.run(image, command, remove=True, networks=["none"], user=ONE_OFF_USER)
 
     def lab_containers(self, lab: str | None = None) -> list[LabContainer]:
         label = f"{LABEL_LAB}={lab}" if lab else LABEL_LAB
@@ -200,13 +191,11 @@ class LabRuntime:
 
     def state(self, node: Node) -> tuple[str, int | None]:
         """(status, exit code) of the node's container; ('absent', None) if there is none."""
-        try:
-            state = self.docker.container.inspect(node.container).state
-        except NoSuchContainer:
-            return "absent", None
-        except DockerException as exc:
-            with _call(self._what(f"inspecting {node.container}")):
-                raise exc
+        with _call(self._what(f"inspecting {node.container}")):
+            try:
+                state = self.docker.container.inspect(node.container).state
+            except NoSuchContainer:
+                return "absent", None
         return state.status, state.exit_code
 
     def logs(self, node: Node, tail: int | None = None) -> str:

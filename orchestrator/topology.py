@@ -52,12 +52,6 @@ class Topology:
     nodes: tuple[Node, ...]
     labels: Mapping[str, str] = field(default_factory=dict)
 
-    def node(self, name: str) -> Node:
-        for node in self.nodes:
-            if node.name == name:
-                return node
-        raise KeyError(name)
-
     def with_role(self, role: str) -> list[Node]:
         return [n for n in self.nodes if n.role == role]
 
