@@ -248,6 +248,8 @@ class _Parser:
         if not isinstance(steps_raw, list) or not steps_raw:
             self.fail(f"{key}.steps", "must be a non-empty list of steps")
         steps = tuple(self.step(s, f"{key}.steps[{i}]", i) for i, s in enumerate(steps_raw))
+        if not any(s.action == "probe" and s.args.get("command") == "start" for s in steps):
+            self.fail(f"{key}.steps", "nothing would be measured: add `- probe: start` before the fault")
         expect = self.bounds(raw.get("expect", {}), f"{key}.expect")
         by_mode_raw = self.mapping(raw.get("expect_by_mode", {}), f"{key}.expect_by_mode")
         by_mode = {}

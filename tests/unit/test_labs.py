@@ -240,3 +240,11 @@ def test_parse_duration_refuses_negative_and_non_finite_numbers(value):
 def test_config_value_cannot_smuggle_a_second_directive(write_lab):
     with pytest.raises(LabFileError, match="topology.config.maxmemory"):
         parse_lab(write_lab(lambda d: d["topology"].update(config={"maxmemory": "1mb\nappendonly no"})))
+
+
+def test_a_scenario_without_the_probe_is_refused(write_lab):
+    def drop_probe(data):
+        for scenario in data["scenarios"].values():
+            scenario["steps"] = [s for s in scenario["steps"] if "probe" not in s]
+    with pytest.raises(LabFileError, match=r"steps: nothing would be measured"):
+        parse_lab(write_lab(drop_probe))
