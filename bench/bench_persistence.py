@@ -24,7 +24,7 @@ from pathlib import Path
 
 import redis
 
-from orchestrator.clients import probe_connection
+from orchestrator.clients import probe_connection, wait_until
 from orchestrator.labs import load_lab
 from orchestrator.probe import OK, Probe
 from orchestrator.topology import derive_topology
@@ -43,16 +43,17 @@ def timed(argv) -> float:
 
 
 def wait_for_pong(port: int, timeout_s: float = 30) -> None:
+    """Poll PING every 10 ms (the raw floor: no INFO, unlike the tool's readiness check)."""
     client = redis.Redis(port=port, socket_connect_timeout=0.1, socket_timeout=0.5)
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    def pong() -> bool:
         try:
-            if client.ping():
-                return
+            return client.ping()
         except redis.RedisError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
+            return False
+
+    if not wait_until(pong, timeout_s, interval_s=0.01):
+        raise TimeoutError(f"no PONG on port {port} within {timeout_s} s")
 
 
 def bench_up(lab_args, port: int, rounds: int) -> tuple[list[float], list[float]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable
 
 from .probe import FAIL, INFO, OK, Attempt, ReadBack
@@ -23,8 +24,13 @@ class Observation:
     probe_window: tuple[float, float] | None   # probe start, probe stop
     server: dict = field(default_factory=dict)  # server-reported figures (INFO, logs)
 
-    def oks(self) -> list[Attempt]:
+    @cached_property
+    def _oks(self) -> list[Attempt]:
         return [a for a in self.attempts if a.outcome == OK]
+
+    def oks(self) -> list[Attempt]:
+        """The acknowledged attempts, in order (computed once; every metric reads them)."""
+        return self._oks
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ The probe writes `SET probe:<seq> <run>:<seq>` through one redis-py connection, 
 fast as that connection allows (closed loop), in a background thread. It encodes the
 SET itself (RESP: an array of three bulk strings) and lets redis-py send it and parse
 the reply: redis-py's generic encoder cost about 15 % of the write rate on a 2-core
-machine, where the client competes for CPU with the server and Docker's port proxy. Each attempt is
-recorded with its invoke and completion time on the run's monotonic clock and one
-outcome (Jepsen's set-checker vocabulary):
+machine, where the client competes for CPU with the server and Docker's port proxy.
+Each attempt is recorded with its invoke and completion time on the run's monotonic
+clock and one outcome (Jepsen's set-checker vocabulary):
 
 - ok:   the server replied +OK (acknowledged);
 - fail: definitely not applied: the connection was refused before anything was sent,

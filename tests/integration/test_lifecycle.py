@@ -14,6 +14,9 @@ import redis
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
+from orchestrator.clients import is_ready, wait_until
+from orchestrator.labs import load_lab
+from orchestrator.topology import derive_topology
 from orchestrator.topology import LABEL_LAB
 
 from .conftest import PORT_BASE, lab_resources
@@ -67,15 +70,9 @@ def test_rendered_project_runs_by_hand(image, tmp_path, no_leftovers):
     compose = ["docker", "compose", "-f", str(out / "compose.yaml")]
     try:
         subprocess.run([*compose, "up", "-d"], check=True, capture_output=True)
+        node = derive_topology(load_lab("persistence"), "aof-always", "manual", image, port_base=port).nodes[0]
+        assert wait_until(lambda: is_ready(node), 20), "the hand-started project never answered"
         client = redis.Redis(port=port)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "the hand-started project never answered"
-                time.sleep(0.05)
         assert client.config_get("appendfsync") == {"appendfsync": "always"}
     finally:
         subprocess.run([*compose, "down", "-v", "-t", "1"], check=True, capture_output=True)
