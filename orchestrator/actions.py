@@ -4,7 +4,9 @@ An action is a function `(ctx, ...)` registered with `@action`. Its parameters a
 what a lab file may give: a scalar binds to the first one (`- kill: master`), a
 mapping binds by name (`- truncate_aof: {target: master, bytes: 200}`). Lab
 validation, `lab list --actions` and the runner all read this registry.
-Targets are roles (`master`) or node names (`redis-1`), resolved when the step runs.
+Targets are roles or node names (`redis-1`, `sentinel-2`), resolved when the step runs:
+`master` is the master at that moment, `replica` one of its replicas, `old-master` the
+node that was master when the first fault struck.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import inspect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from .clients import is_ready, server_info, wait_until
+import redis
+
+from .clients import admin_client, current_master, is_ready, replication_states, server_info, wait_until
 from .errors import ScenarioAborted
 from .labs import parse_duration
+from .topology import REDIS_PORT
 
 if TYPE_CHECKING:
     from .scenario import RunContext
@@ -31,6 +36,7 @@ class Action:
     mark: str | None = None                       # FAULT or RESTART: a time the metrics use
     durations: tuple[str, ...] = ()               # parameters given as durations ("2s")
     counts: tuple[str, ...] = ()                  # parameters that are whole numbers > 0
+    naturals: tuple[str, ...] = ()                # parameters that are whole numbers >= 0
     choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
@@ -68,9 +74,10 @@ class Action:
             raise TypeError("target must be a node name or a role, e.g. master")
         for name in self.durations:
             parse_duration(args[name])
-        for name in self.counts:
-            if not isinstance(args[name], int) or isinstance(args[name], bool) or args[name] <= 0:
-                raise ValueError(f"{name} must be a whole number greater than 0, not {args[name]!r}")
+        for name in self.counts + self.naturals:
+            least = 1 if name in self.counts else 0
+            if not isinstance(args[name], int) or isinstance(args[name], bool) or args[name] < least:
+                raise ValueError(f"{name} must be a whole number of at least {least}, not {args[name]!r}")
         for name, allowed in self.choices.items():
             if args[name] not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {args[name]!r}")
@@ -92,10 +99,12 @@ def action(name: str, summary: str, **options):
 
 # ------------------------------------------------------------------ workload
 
-@action("probe", "start or stop the probe that writes acknowledged keys", choices={"command": ("start", "stop")})
-def probe(ctx: RunContext, command):
+@action("probe", "start or stop the probe that writes acknowledged keys (wait_replicas: a write counts only "
+                 "once WAIT says that many replicas have it)",
+        choices={"command": ("start", "stop")}, naturals=("wait_replicas",), durations=("wait_timeout",))
+def probe(ctx: RunContext, command, wait_replicas=0, wait_timeout="100ms"):
     if command == "start":
-        ctx.start_probe()
+        ctx.start_probe(wait_replicas=wait_replicas, wait_timeout_ms=max(1, round(parse_duration(wait_timeout) * 1000)))
     else:
         ctx.stop_probe()
 
@@ -105,14 +114,24 @@ def wait(ctx: RunContext, duration):
     ctx.sleep(parse_duration(duration))
 
 
-CONDITIONS = ("ready", "exited")
+CONDITIONS = ("ready", "exited", "new_master", "replicas_synced")
 
 
-@action("wait_for", "poll until a node is ready (answers PING, dataset loaded) or has exited",
+@action("wait_for", "poll until a node is ready (answers PING, dataset loaded) or has exited; until a node other "
+                    "than the old master is master (new_master); until every data node that answers replicates "
+                    "the master with its link up (replicas_synced)",
         durations=("timeout",), choices={"condition": CONDITIONS})
 def wait_for(ctx: RunContext, condition, target="master", timeout="30s"):
-    node = ctx.resolve(target)
     limit = parse_duration(timeout)
+    if condition in ("new_master", "replicas_synced"):
+        check, name = (_new_master_ready, "a new master") if condition == "new_master" else (_replicas_synced, "in sync")
+        if not wait_until(lambda: check(ctx), limit):
+            roles = ", ".join(f"{n}: {s.role}" + (f" of {s.master}" if s.master else "")
+                              for n, s in replication_states(ctx.topo).items())
+            raise ScenarioAborted(f"no {condition.replace('_', ' ')} within {limit:g} s", f"roles now: {roles or 'none answers'}")
+        ctx.event(f"{condition.replace('_', ' ')}: {current_master(ctx.topo)} is master")
+        return
+    node = ctx.resolve(target)
     if condition == "ready":
         check = lambda: is_ready(node)  # noqa: E731
     else:
@@ -125,12 +144,30 @@ def wait_for(ctx: RunContext, condition, target="master", timeout="30s"):
     ctx.event(f"{node.name} {condition}")
 
 
+def _new_master_ready(ctx: RunContext) -> bool:
+    name = current_master(ctx.topo)
+    old = ctx.resolve("old-master").name
+    if name is None or name == old:
+        return False
+    states = replication_states(ctx.topo)
+    return name in states and states[name].role == "master"
+
+
+def _replicas_synced(ctx: RunContext) -> bool:
+    master = current_master(ctx.topo)
+    states = replication_states(ctx.topo)
+    if master is None or master not in states or states[master].role != "master":
+        return False
+    return all(s.role == "replica" and s.master == master and s.link_up
+               for name, s in states.items() if name != master)
+
+
 # ------------------------------------------------------------------ faults
 
 @action("kill", "SIGKILL a node's redis-server (a crash: no shutdown, no save)", mark=FAULT)
 def kill(ctx: RunContext, target):
     node = ctx.resolve(target)
-    ctx.note_server_state(node)
+    ctx.note_fault_target(node)
     ctx.runtime.kill(node)
 
 
@@ -138,8 +175,74 @@ def kill(ctx: RunContext, target):
         durations=("timeout",))
 def stop(ctx: RunContext, target, timeout="60s"):
     node = ctx.resolve(target)
-    ctx.note_server_state(node)
+    if not node.is_sentinel:
+        ctx.note_fault_target(node)
     ctx.runtime.stop(node, parse_duration(timeout))
+
+
+@action("pause", "freeze a node (docker pause): its sockets stay open but it answers nothing", mark=FAULT)
+def pause(ctx: RunContext, target):
+    node = ctx.resolve(target)
+    ctx.note_fault_target(node)
+    ctx.runtime.pause(node)
+    ctx.heals[node.name] = lambda: ctx.runtime.unpause(node)
+
+
+@action("unpause", "let a paused node run again")
+def unpause(ctx: RunContext, target):
+    node = ctx.resolve(target)
+    ctx.runtime.unpause(node)
+    ctx.heals.pop(node.name, None)
+
+
+@action("partition", "cut a node off the lab network (its peers and the Sentinels); the probe still reaches it",
+        mark=FAULT)
+def partition(ctx: RunContext, target):
+    node = ctx.resolve(target)
+    if not ctx.topo.partitionable:
+        raise ScenarioAborted(f"lab {ctx.topo.lab} has no separate lab network to cut (a single node, or a "
+                              f"topology derived without the scenario)")
+    ctx.note_fault_target(node)
+    ctx.runtime.disconnect(node)
+    ctx.heals[node.name] = lambda: ctx.runtime.connect(node)
+
+
+@action("heal", "reconnect a partitioned node to the lab network")
+def heal(ctx: RunContext, target):
+    node = ctx.resolve(target)
+    ctx.runtime.connect(node)
+    ctx.heals.pop(node.name, None)
+
+
+@action("promote", "make a replica the master by hand: REPLICAOF NO ONE on it, then REPLICAOF it on every other "
+                   "node that answers (`replica`: the one with the highest replication offset)")
+def promote(ctx: RunContext, target="replica"):
+    states = replication_states(ctx.topo)
+    if target == "replica":
+        replicas = [s for s in states.values() if s.role == "replica"]
+        if not replicas:
+            raise ScenarioAborted("no replica answers: there is nothing to promote")
+        chosen = max(replicas, key=lambda s: (s.offset, -int(s.node.rsplit("-", 1)[-1])))
+        node = ctx.resolve(chosen.node)
+    else:
+        node = ctx.resolve(target)
+    _replicaof(node, "NO", "ONE")
+    others = [n for n in ctx.topo.data_nodes if n.name in states and n.name != node.name]
+    for other in others:
+        _replicaof(other, node.name, str(REDIS_PORT))
+    offsets = ", ".join(f"{s.node} offset {s.offset}" for s in states.values() if s.role == "replica")
+    ctx.event(f"{node.name} promoted (REPLICAOF NO ONE; replicas had {offsets}); "
+              f"{', '.join(o.name for o in others) or 'no other node'} now REPLICAOF {node.name}")
+
+
+def _replicaof(node, host: str, port: str) -> None:
+    client = admin_client(node)
+    try:
+        client.execute_command("REPLICAOF", host, port)
+    except redis.RedisError as exc:
+        raise ScenarioAborted(f"REPLICAOF {host} {port} on {node.name} failed: {exc}") from None
+    finally:
+        client.close()
 
 
 @action("wipe_volume", "remove a stopped node's container and its data volume (a replaced host)")

@@ -19,7 +19,10 @@ from .errors import LabFileError, UsageError
 from .paths import LABS_DIR
 
 PERSISTENCE_MODES = ("none", "rdb", "aof-everysec", "aof-always", "rdb+aof")
-TOPOLOGY_KINDS = ("single",)
+TOPOLOGY_KINDS = ("single", "replication", "sentinel")
+# Sentinel settings a lab file may give (per monitored master), with Redis' own defaults
+# replaced by lab-friendly ones where they only shorten waits.
+SENTINEL_SETTINGS = ("quorum", "down-after-milliseconds", "failover-timeout", "parallel-syncs")
 AOF_MODES = ("aof-everysec", "aof-always", "rdb+aof")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
@@ -98,11 +101,14 @@ class Scenario:
 
 @dataclass(frozen=True)
 class TopologySpec:
-    kind: str
+    kind: str                      # single | replication | sentinel
     persistence: str
     modes: tuple[str, ...]
     save: str
-    config: Mapping[str, Any]
+    config: Mapping[str, Any]      # redis.conf settings for every data node
+    replicas: int = 0              # replicas of the master (replication, sentinel)
+    sentinels: int = 0             # Sentinel processes (sentinel)
+    sentinel: Mapping[str, str] = field(default_factory=dict)  # SENTINEL_SETTINGS given by the file
 
 
 @dataclass(frozen=True)
@@ -225,7 +231,8 @@ class _Parser:
 
     def topology(self, raw) -> TopologySpec:
         key = "topology"
-        raw = self.mapping(raw, key, {"kind", "persistence", "modes", "save", "config"}, ("kind",))
+        raw = self.mapping(raw, key, {"kind", "persistence", "modes", "save", "config", "replicas", "sentinels",
+                                      "sentinel"}, ("kind",))
         kind = raw["kind"]
         if kind not in TOPOLOGY_KINDS:
             self.fail(f"{key}.kind", f"unknown topology kind {kind!r} (known: {', '.join(TOPOLOGY_KINDS)})")
@@ -236,8 +243,34 @@ class _Parser:
         save = raw.get("save", "3600 1 300 100 60 10000")
         if not isinstance(save, str) or not re.fullmatch(r"(\s*\d+\s+\d+)+\s*", save):
             self.fail(f"{key}.save", "save points are pairs of numbers: \"<seconds> <changes> ...\"")
+        replicas = self.size(raw, "replicas", kind, {"replication", "sentinel"}, default=2, most=5)
+        sentinels = self.size(raw, "sentinels", kind, {"sentinel"}, default=3, most=7)
+        sentinel = {}
+        if "sentinel" in raw:
+            if kind != "sentinel":
+                self.fail(f"{key}.sentinel", f"only a sentinel topology has Sentinel settings (this one is {kind})")
+            sentinel = self.config(raw["sentinel"], f"{key}.sentinel")
+            for name in sentinel:
+                if name not in SENTINEL_SETTINGS:
+                    self.fail(f"{key}.sentinel.{name}", f"unknown Sentinel setting (known: {', '.join(SENTINEL_SETTINGS)})")
+            quorum = int(sentinel.get("quorum", 1)) if sentinel.get("quorum", "1").isdigit() else 0
+            if not 1 <= quorum <= sentinels:
+                self.fail(f"{key}.sentinel.quorum", f"must be a whole number from 1 to {sentinels} (the number of Sentinels)")
         return TopologySpec(kind=kind, persistence=persistence, modes=modes, save=save.strip(),
-                            config=self.config(raw.get("config"), f"{key}.config"))
+                            config=self.config(raw.get("config"), f"{key}.config"),
+                            replicas=replicas, sentinels=sentinels, sentinel=sentinel)
+
+    def size(self, raw: dict, name: str, kind: str, kinds: set[str], default: int, most: int) -> int:
+        """A node count: allowed only for `kinds`, a whole number from 1 to `most`."""
+        key = f"topology.{name}"
+        if kind not in kinds:
+            if name in raw:
+                self.fail(key, f"a {kind} topology has no {name} (only {', '.join(sorted(kinds))} do)")
+            return 0
+        value = raw.get(name, default)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+            self.fail(key, f"must be a whole number from 1 to {most}")
+        return value
 
     def scenario(self, name: str, raw, topology: TopologySpec) -> Scenario:
         key = f"scenarios.{name}"

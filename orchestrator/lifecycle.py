@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .clients import is_ready, wait_until
+from .clients import is_ready, not_yet_settled, wait_until
 from .errors import EnvironmentProblem, RuntimeFailure, UsageError
 from .render import render_project
 from .runtime import Engine, LabRuntime
@@ -67,6 +67,8 @@ def bring_up(runtime: LabRuntime) -> None:
 
 
 def wait_ready(runtime: LabRuntime, topo: Topology, timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Every node answers; in replicated topologies, replicas are in sync and every Sentinel
+    knows the master, its replicas and its peers. Raises RuntimeFailure with the reason."""
     for node in topo.nodes:
         if not wait_until(lambda: is_ready(node), timeout_s):
             state, code = runtime.state(node)
@@ -74,6 +76,9 @@ def wait_ready(runtime: LabRuntime, topo: Topology, timeout_s: float = READY_TIM
             raise RuntimeFailure(f"{node.name} did not become ready within {timeout_s:g} s "
                                  f"(container {state}, exit code {code})",
                                  f"last log lines: {logs or '(none)'}")
+    if len(topo.nodes) > 1 and not wait_until(lambda: not_yet_settled(topo) is None, timeout_s):
+        raise RuntimeFailure(f"lab {topo.lab} did not settle within {timeout_s:g} s: {not_yet_settled(topo)}",
+                             "see `docker logs` of the nodes (`lab up` keeps the lab for a look)")
 
 
 @contextmanager

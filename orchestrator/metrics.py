@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Callable
 
 from .probe import FAIL, INFO, OK, Attempt, ReadBack
+from .sentinel_watch import ServerEvent
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Observation:
     marks: dict[str, tuple[float, float]]      # "fault"/"restart": (step invoked, step returned)
     probe_window: tuple[float, float] | None   # probe start, probe stop
     server: dict = field(default_factory=dict)  # server-reported figures (INFO, logs)
+    server_events: list[ServerEvent] = field(default_factory=list)  # Sentinel's events, as they arrived
 
     @cached_property
     def _oks(self) -> list[Attempt]:
@@ -180,6 +182,65 @@ def writes_per_s(obs: Observation):
     end = obs.marks["fault"][0] if "fault" in obs.marks else obs.probe_window[1]
     count = sum(1 for a in obs.oks() if a.completed <= end)
     return round(count / (end - start), 1) if end > start else None
+
+
+@metric("lost_window_s", "s", "span of time over which the lost writes had been acknowledged")
+def lost_window_s(obs: Observation):
+    """From the invocation of the first lost write to the completion of the last one: how long
+    the client was being told +OK for writes that did not survive (0 when nothing was lost)."""
+    lost_set = set(obs.readback.lost)
+    if not lost_set:
+        return 0.0
+    lost_attempts = [a for a in obs.oks() if a.seq in lost_set]
+    return round(lost_attempts[-1].completed - lost_attempts[0].invoked, 3)
+
+
+def switches(obs: Observation) -> list[ServerEvent]:
+    """+switch-master events, one per failover: every Sentinel announces the same switch, so
+    repeats of the same message count once."""
+    seen, found = set(), []
+    for event in obs.server_events:
+        if event.name == "+switch-master" and event.detail not in seen:
+            seen.add(event.detail)
+            found.append(event)
+    return found
+
+
+@metric("failover_s", "s", "fault to Sentinel's first +switch-master (detection, election, promotion)")
+def failover_s(obs: Observation):
+    """From the fault step taking effect to the first +switch-master any Sentinel published
+    (read from Sentinel's pub/sub channel of that name as the run went on): down-after-milliseconds,
+    agreement (+odown), leader election and the promotion of a replica. None without Sentinel
+    or without a failover."""
+    if "fault" not in obs.marks:
+        return None
+    _, effective = obs.marks["fault"]
+    after = [e.at for e in switches(obs) if e.at >= effective]
+    return round(after[0] - effective, 3) if after else None
+
+
+@metric("failovers", "count", "failovers Sentinel announced (distinct +switch-master); more than one is an anomaly")
+def failovers(obs: Observation):
+    """Distinct +switch-master messages published by the Sentinels during the run (each failover
+    is announced by every Sentinel with the same text). One fault should cause one failover; a
+    second one means Sentinel failed over again, which can lose acknowledged writes."""
+    if not obs.server.get("sentinels_watched"):
+        return None
+    return len(switches(obs))
+
+
+@metric("replicas_in_sync", "nodes", "data nodes replicating the final master with their link up")
+def replicas_in_sync(obs: Observation):
+    """At the end, the data nodes whose INFO replication says role:slave, master_host = the final
+    master and master_link_status:up. After a failover and the old master's return, all of them."""
+    return obs.server.get("replicas_in_sync")
+
+
+@metric("max_node_kept", "writes", "most of the before-fault acknowledged writes any one data node still holds")
+def max_node_kept(obs: Observation):
+    """After recovery, the writes acknowledged before the fault are read back (MGET) from every data
+    node that answers; this is the largest count found on one node. 0 means every copy was wiped."""
+    return obs.server.get("max_node_kept")
 
 
 _LOAD_LINE = re.compile(r"DB loaded from (?:disk|append only file): ([0-9.]+) seconds")

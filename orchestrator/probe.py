@@ -15,6 +15,12 @@ clock and one outcome (Jepsen's set-checker vocabulary):
 
 The connection has no hidden retries and a socket timeout; after a failed attempt the
 probe waits RETRY_PAUSE_S before the next one, so outage figures have that resolution.
+After an error reply or a lost connection it connects again through `connect`, which
+finds the master anew (through Sentinel, or by asking the nodes), so it follows a failover.
+
+With `wait_replicas` > 0 each SET is followed by `WAIT <n> <timeout>` in the same packet,
+and a write counts as acknowledged only when WAIT reports that many replicas have it; a
+write the master applied but no replica confirmed in time is `info` (unknown).
 """
 
 from __future__ import annotations
@@ -62,13 +68,18 @@ def _error_kind(exc: Exception) -> str:
 class Probe:
     """Writes distinct keys with known values and records every attempt."""
 
-    def __init__(self, connect: Callable[[], redis.Connection], run_id: str, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, connect: Callable[[], redis.Connection], run_id: str, clock: Callable[[], float] = time.monotonic,
+                 wait_replicas: int = 0, wait_timeout_ms: int = 100):
         self._connect = connect
         self._run_id = run_id
         self._clock = clock
+        self._wait = b"*3\r\n$4\r\nWAIT\r\n$%d\r\n%d\r\n$%d\r\n%d\r\n" % (
+            len(str(wait_replicas)), wait_replicas, len(str(wait_timeout_ms)), wait_timeout_ms) if wait_replicas else b""
+        self.wait_replicas = wait_replicas
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._records: list[tuple] = []
+        self.connections: list[tuple[float, int]] = []   # (monotonic time, port) of each connect
         self.started_at: float | None = None
         self.stopped_at: float | None = None
 
@@ -111,6 +122,7 @@ class Probe:
                 try:
                     conn = self._connect()
                     conn.connect()
+                    self.connections.append((clock(), conn.port))
                 except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
                     # Nothing was sent: the write cannot have been applied.
                     record((seq, invoked, clock(), FAIL, _error_kind(exc)))
@@ -118,12 +130,21 @@ class Probe:
                     stop.wait(RETRY_PAUSE_S)
                     continue
             try:
-                conn.send_packed_command([_packed_set(seq, prefix)], check_health=False)
+                conn.send_packed_command([_packed_set(seq, prefix) + self._wait], check_health=False)
                 conn.read_response()
+                if self._wait:
+                    confirmed = conn.read_response()
+                    if confirmed < self.wait_replicas:
+                        # Applied on the master, but no replica confirmed it in time: not acknowledged.
+                        record((seq, invoked, clock(), INFO, f"WAIT {confirmed}/{self.wait_replicas}"))
+                        continue
                 record((seq, invoked, clock(), OK, ""))
             except (redis.BusyLoadingError, redis.ResponseError) as exc:
-                # An error reply: the server refused the write.
+                # An error reply: the server refused the write. Connect again: the client
+                # may be talking to a demoted master (READONLY).
                 record((seq, invoked, clock(), FAIL, _error_kind(exc)))
+                conn.disconnect()
+                conn = None
                 stop.wait(RETRY_PAUSE_S)
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
                 # Sent, but no reply: it may or may not have been applied.

@@ -179,6 +179,26 @@ class LabRuntime:
             else:
                 self.docker.compose.up([node.name], detach=True, quiet=True, pull="never")
 
+    def pause(self, node: Node) -> None:
+        """Freeze every process of the node (cgroup freezer): sockets stay open, nothing answers."""
+        with _call(self._what(f"docker pause {node.container}")):
+            self.docker.container.pause(node.container)
+
+    def unpause(self, node: Node) -> None:
+        with _call(self._what(f"docker unpause {node.container}")):
+            self.docker.container.unpause(node.container)
+
+    def disconnect(self, node: Node) -> None:
+        """Cut the node off the lab network (its peers); its own edge network to the host stays."""
+        with _call(self._what(f"docker network disconnect {self.topo.project} {node.container}")):
+            self.docker.network.disconnect(self.topo.project, node.container)
+
+    def connect(self, node: Node) -> None:
+        """Put the node back on the lab network (heal a partition), under its service name: the
+        alias Compose gave it, which `docker network connect` alone would not restore."""
+        with _call(self._what(f"docker network connect --alias {node.name} {self.topo.project} {node.container}")):
+            self.docker.network.connect(self.topo.project, node.container, alias=node.name)
+
     def remove(self, node: Node) -> None:
         """Remove the node's container and its data volume (as if the host were replaced)."""
         with _call(self._what(f"removing {node.container} and its volume")):

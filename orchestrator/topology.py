@@ -6,6 +6,7 @@ a container name or a volume name.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -18,8 +19,19 @@ LABEL_NODE = "redis-ha-lab.node"
 LABEL_MODE = "redis-ha-lab.mode"
 LABEL_ROLE = "redis-ha-lab.role"
 REDIS_PORT = 6379
+SENTINEL_PORT = 26379
 DATA_DIR = "/data"
 CONFIG_PATH = "/usr/local/etc/redis/redis.conf"
+# Sentinel rewrites its config file (by renaming a temporary file next to it), so each
+# Sentinel gets a writable directory of its own, bind-mounted here.
+SENTINEL_DIR = "/etc/sentinel"
+MASTER_NAME = "mymaster"          # the name Sentinel monitors the master under
+SENTINEL_DEFAULTS = {             # lab-friendly values; Redis' defaults are 30000 / 180000
+    "down-after-milliseconds": "2000",
+    "failover-timeout": "5000",
+    "parallel-syncs": "1",
+}
+MASTER, REPLICA, SENTINEL = "master", "replica", "sentinel"
 
 
 @dataclass(frozen=True)
@@ -33,13 +45,19 @@ class Setting:
 
 @dataclass(frozen=True)
 class Node:
-    name: str              # compose service name, e.g. redis-1
-    role: str              # role at start: master | replica
+    name: str              # compose service name, e.g. redis-1; also the name it announces
+    role: str              # role at start: master | replica | sentinel
     container: str         # container name
     host_port: int         # published on 127.0.0.1
     volume: str | None     # named volume holding /data; None when the mode keeps no data
     config_file: str       # file name inside the project directory
     settings: tuple[Setting, ...]
+    port: int = REDIS_PORT           # the port inside the lab network
+    edge_network: str | None = None  # the node's own network to the host (None: one shared network)
+
+    @property
+    def is_sentinel(self) -> bool:
+        return self.role == SENTINEL
 
 
 @dataclass(frozen=True)
@@ -56,8 +74,32 @@ class Topology:
         return [n for n in self.nodes if n.role == role]
 
     @property
+    def data_nodes(self) -> list[Node]:
+        """The Redis servers that hold data (master and replicas), not the Sentinels."""
+        return [n for n in self.nodes if not n.is_sentinel]
+
+    @property
+    def sentinels(self) -> list[Node]:
+        return self.with_role(SENTINEL)
+
+    def node(self, name: str) -> Node | None:
+        return next((n for n in self.nodes if n.name == name), None)
+
+    @property
     def ports(self) -> list[int]:
         return [n.host_port for n in self.nodes]
+
+    @property
+    def address_map(self) -> dict[tuple[str, int], int]:
+        """(announced host, port) -> host port on 127.0.0.1. Nodes announce their service
+        names inside the lab network; host clients translate them with this map."""
+        return {(n.name, n.port): n.host_port for n in self.nodes}
+
+    @property
+    def partitionable(self) -> bool:
+        """True when every node reaches the host through a network of its own, so cutting a
+        node off the lab network leaves its published port (and the probe) working."""
+        return all(n.edge_network for n in self.nodes)
 
 
 def persistence_settings(mode: str, save_points: str) -> list[Setting]:
@@ -95,12 +137,21 @@ def project_name(lab: str, run_id: str = UP_RUN_ID) -> str:
 
 def derive_topology(lab: Lab, mode: str, run_id: str, image: str,
                     port_base: int = DEFAULT_PORT_BASE, scenario: Scenario | None = None) -> Topology:
-    """Expand the lab's topology spec into nodes for one run in one persistence mode."""
+    """Expand the lab's topology spec into nodes for one run in one persistence mode.
+
+    Data nodes get ports port_base, port_base+1, ...; Sentinels the ports after them.
+    For a scenario that partitions, every node also gets a network of its own to the host
+    and the lab network between nodes is internal, so a partition cuts a node off its peers
+    only. Other runs do without: each network costs about 0.4 s to create and remove.
+    """
     project = project_name(lab.name, run_id)
     spec = lab.topology
     extra = dict(spec.config)
     if scenario is not None:
         extra.update(scenario.config)
+    replicated = spec.kind != "single"
+    edges = replicated and scenario is not None and any(step.action == "partition" for step in scenario.steps)
+    names = [f"redis-{i + 1}" for i in range(1 + spec.replicas)]
     base = [
         Setting("port", str(REDIS_PORT)),
         Setting("bind", "0.0.0.0", "inside the container; the host publishes the port on 127.0.0.1 only"),
@@ -108,19 +159,77 @@ def derive_topology(lab: Lab, mode: str, run_id: str, image: str,
         Setting("dir", DATA_DIR, "the data directory: a named volume unless the mode keeps no data"),
     ] + persistence_settings(mode, spec.save)
     lab_friendly = [Setting(k, v, "set by the lab file") for k, v in extra.items()]
-    settings = _merge(base, lab_friendly)
 
-    names = ["redis-1"]
-    nodes = tuple(
-        Node(name=name, role="master" if i == 0 else "replica", container=f"{project}-{name}",
+    def data_settings(name: str, role: str) -> tuple[Setting, ...]:
+        if not replicated:
+            return _merge(base, lab_friendly)
+        replication = [
+            Setting("replica-announce-ip", name, "announce the service name: Sentinel and INFO then name this "
+                                                 "node as the tool maps it to its host port"),
+            Setting("repl-diskless-sync-delay", "0", "lab-friendly: start a full sync at once (the 7.x default "
+                                                     "waits 5 s for more replicas to join)"),
+        ]
+        if role == REPLICA:
+            replication.append(Setting("replicaof", f"{names[0]} {REDIS_PORT}", "replicate the master at start"))
+        return _merge(base + replication, lab_friendly)
+
+    nodes = [
+        Node(name=name, role=MASTER if i == 0 else REPLICA, container=f"{project}-{name}",
              host_port=port_base + i,
              volume=f"{project}-{name}-data" if mode_keeps_data(mode) else None,
-             config_file=f"{name}.conf", settings=settings)
+             config_file=f"{name}.conf", settings=data_settings(name, MASTER if i == 0 else REPLICA),
+             edge_network=f"{project}-{name}" if edges else None)
         for i, name in enumerate(names)
-    )
+    ]
+    sentinel_names = [f"sentinel-{i + 1}" for i in range(spec.sentinels)]
+    for i, name in enumerate(sentinel_names):
+        nodes.append(Node(name=name, role=SENTINEL, container=f"{project}-{name}",
+                          host_port=port_base + len(names) + i, volume=None,
+                          config_file=f"{name}/sentinel.conf",
+                          settings=sentinel_settings(spec, project, name, names, sentinel_names),
+                          port=SENTINEL_PORT, edge_network=f"{project}-{name}" if edges else None))
     labels = {LABEL_LAB: lab.name, LABEL_RUN: run_id, LABEL_MODE: mode}
     return Topology(lab=lab.name, mode=mode, run_id=run_id, project=project, image=image,
-                    nodes=nodes, labels=labels)
+                    nodes=tuple(nodes), labels=labels)
+
+
+def sentinel_id(project: str, name: str) -> str:
+    """A fixed 40-hex-digit Sentinel ID, so each Sentinel's file can name the others."""
+    return hashlib.sha1(f"{project}/{name}".encode()).hexdigest()
+
+
+def sentinel_settings(spec, project: str, name: str, data_names: list[str],
+                      sentinel_names: list[str]) -> tuple[Setting, ...]:
+    """sentinel.conf lines: monitor the first data node; know the replicas and the other
+    Sentinels from the start (Sentinel would otherwise learn replicas from INFO, every 10 s,
+    and the other Sentinels from hello messages, every 2 s)."""
+    given = dict(SENTINEL_DEFAULTS, **{k: v for k, v in spec.sentinel.items() if k != "quorum"})
+    quorum = spec.sentinel.get("quorum", str(len(sentinel_names) // 2 + 1))
+    settings = [
+        Setting("port", str(SENTINEL_PORT)),
+        Setting("protected-mode", "no", "clients arrive through Docker's port proxy, which is bound to 127.0.0.1"),
+        Setting("sentinel resolve-hostnames", "yes", "nodes are known by their Compose service names"),
+        Setting("sentinel announce-hostnames", "yes", "tell clients and other Sentinels names, not container IPs"),
+        Setting("sentinel announce-ip", name),
+        Setting("sentinel myid", sentinel_id(project, name), "fixed, so the other Sentinels' files can name this one"),
+        Setting(f"sentinel monitor {MASTER_NAME}", f"{data_names[0]} {REDIS_PORT} {quorum}",
+                f"quorum {quorum}: Sentinels that must agree the master is down (+odown); a failover "
+                f"also needs a majority of the {len(sentinel_names)} to elect a leader"),
+    ]
+    why = {"down-after-milliseconds": "no valid reply for this long: the master is subjectively down (+sdown); "
+                                      "lab-friendly (Redis' default is 30000)",
+           "failover-timeout": "lab-friendly (default 180000): also the wait before a failed failover is retried "
+                               "(twice this)",
+           "parallel-syncs": "replicas reconfigured at the same time after a failover"}
+    for key, value in given.items():
+        settings.append(Setting(f"sentinel {key} {MASTER_NAME}", value, why.get(key, "set by the lab file")))
+    for replica in data_names[1:]:
+        settings.append(Setting(f"sentinel known-replica {MASTER_NAME}", f"{replica} {REDIS_PORT}"))
+    for other in sentinel_names:
+        if other != name:
+            settings.append(Setting(f"sentinel known-sentinel {MASTER_NAME}",
+                                    f"{other} {SENTINEL_PORT} {sentinel_id(project, other)}"))
+    return tuple(settings)
 
 
 def _merge(base: list[Setting], overrides: list[Setting]) -> tuple[Setting, ...]:

@@ -9,7 +9,7 @@ from orchestrator.actions import ACTIONS, FAULT, RESTART, Action
 
 def test_registry_names():
     assert set(ACTIONS) == {"probe", "wait", "wait_for", "kill", "stop", "wipe_volume", "start",
-                            "truncate_aof", "check_aof"}
+                            "truncate_aof", "check_aof", "pause", "unpause", "partition", "heal", "promote"}
     for name, spec in ACTIONS.items():
         assert spec.name == name
         assert spec.summary
@@ -27,7 +27,7 @@ def test_marks_used_by_the_metrics():
     ("kill", "master", {"target": "master"}),
     ("wait", "2s", {"duration": "2s"}),
     ("wait", 3, {"duration": 3}),
-    ("probe", "stop", {"command": "stop"}),
+    ("probe", "stop", {"command": "stop", "wait_replicas": 0, "wait_timeout": "100ms"}),
     ("wait_for", "ready", {"condition": "ready", "target": "master", "timeout": "30s"}),
     ("stop", "redis-1", {"target": "redis-1", "timeout": "60s"}),
 ])
@@ -91,7 +91,7 @@ def test_invalid_duration(action, arg):
 
 @pytest.mark.parametrize("action, arg, message", [
     ("probe", "begin", "command must be one of start, stop, not 'begin'"),
-    ("wait_for", "healthy", "condition must be one of ready, exited, not 'healthy'"),
+    ("wait_for", "healthy", "condition must be one of ready, exited, new_master, replicas_synced, not 'healthy'"),
 ])
 def test_invalid_choice(action, arg, message):
     with pytest.raises(ValueError) as caught:
