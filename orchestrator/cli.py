@@ -23,7 +23,7 @@ from .paths import state_dir
 from .runtime import Engine
 from .scenario import default_mode, modes_to_run, run_scenario
 from .suite import plan, run_plan
-from .topology import DEFAULT_PORT_BASE, UP_RUN_ID, derive_topology
+from .topology import DEFAULT_PORT_BASE, MASTER_NAME, UP_RUN_ID, derive_topology
 from .validate import validate_lab
 
 MODE_HELP = f"persistence mode: {', '.join(PERSISTENCE_MODES)} (default: the lab's own)"
@@ -190,8 +190,13 @@ def up(settings, lab, mode):
             raise
     click.echo(f"lab {lab.name} is up (mode {mode}, image {run.image}); project in {project_dir}")
     for node in topo.nodes:
-        volume = f"volume {node.volume}" if node.volume else "no data volume"
-        click.echo(f"  {node.name} ({node.role}): redis-cli -p {node.host_port}    [{volume}]")
+        where = f"lab network {node.ip}, " if node.ip else ""
+        volume = "" if node.is_sentinel else (f"volume {node.volume}" if node.volume else "no data volume")
+        click.echo(f"  {node.name} ({node.role}): redis-cli -p {node.host_port}    [{where}{volume}]".replace(", ]", "]"))
+    if topo.sentinels:
+        click.echo(f"ask a Sentinel for the master: redis-cli -p {topo.sentinels[0].host_port} "
+                   f"SENTINEL get-master-addr-by-name {MASTER_NAME}")
+        click.echo("  (it answers with the master's lab-network address; the list above says which node that is)")
     click.echo(f"remove it with: lab down {lab.name}")
 
 
@@ -267,6 +272,24 @@ def run(settings, lab, scenario, mode, repeat, json_file, keep, explain):
     _exit_for(results)
 
 
+@cli.command()
+@click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="write the result object to FILE")
+@click.option("--keep", is_flag=True, help="leave the lab running afterwards (remove it with `lab down`)")
+@click.option("--explain", is_flag=True, help="say how each figure was measured")
+@click.pass_context
+def failover(ctx, json_file, keep, explain):
+    """Watch a Sentinel failover: the same as `lab run sentinel kill-master`.
+
+    One master, two replicas and three Sentinels; a probe writes through redis-py's
+    Sentinel client; the master is SIGKILLed. The report shows which replica Sentinel
+    promoted, how long writes were unavailable (client view), failover_s (Sentinel's
+    own events), what was lost, and both timelines side by side.
+    """
+    ctx.invoke(run, lab="sentinel", scenario="kill-master", mode=None, repeat=1, json_file=json_file,
+               keep=keep, explain=explain)
+
+
 @cli.group()
 def compare():
     """Run related scenarios side by side and print one table."""
@@ -292,14 +315,18 @@ def compare_persistence(settings, json_file):
 @click.argument("labs", nargs=-1, metavar="[LAB|PATH]...")
 @click.option("--junit", "junit_file", type=click.Path(dir_okay=False, path_type=Path), help="write JUnit XML to FILE")
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path), help="write the results to FILE")
+@click.option("--jobs", "-j", default=2, show_default=True, type=click.IntRange(1, 8),
+              help="labs run at once, each on its own ports (--port-base + 20 per job); 1 measures every "
+                   "run on an otherwise idle machine")
 @click.pass_obj
-def verify(settings, labs, junit_file, json_file):
+def verify(settings, labs, junit_file, json_file, jobs):
     """Run every scenario of the labs (default: all) in every mode it declares; exit 1 if
     any outcome differs from its expectation. For CI."""
     loaded = [load_lab(name) for name in (labs or lab_names())]
     for lab in loaded:
         validate_lab(lab)
-    results = run_plan(plan(loaded), settings.run_settings(), on_result=lambda r: click.echo(report.verify_line(r)))
+    results = run_plan(plan(loaded), settings.run_settings(), jobs=jobs,
+                       on_result=lambda r: click.echo(report.verify_line(r)))
     click.echo()
     click.echo(report.format_verify(results))
     if junit_file:

@@ -1,8 +1,8 @@
 """redis-py clients for the nodes of a lab, and readiness checks that poll with tenacity.
 
 Host clients reach nodes through the ports published on 127.0.0.1. Inside the lab
-network nodes announce their service names (`redis-2 6379`); `Remap` translates those
-announced addresses to host ports in one place, for Sentinel discovery and for every
+network nodes know each other by fixed addresses (`10.213.x.12 6379`); `Remap` translates
+those announced addresses to host ports in one place, for Sentinel discovery and for every
 reader of node state.
 """
 
@@ -80,11 +80,11 @@ def server_info(node: Node) -> dict:
 # ------------------------------------------------------------------ announced addresses
 
 class Remap:
-    """Announced (host, port) inside the lab network -> the node, reached on 127.0.0.1."""
+    """Announced (address, port) inside the lab network -> the node, reached on 127.0.0.1."""
 
     def __init__(self, topo: Topology):
         self.topo = topo
-        self._by_address = {(n.name, n.port): n for n in topo.nodes}
+        self._by_address = {(n.ip, n.port): n for n in topo.nodes if n.ip}
         self._by_host_port = {n.host_port: n for n in topo.nodes}
 
     def node(self, host: str, port: int) -> Node:
@@ -141,12 +141,12 @@ class Replication:
 
     node: str
     role: str                  # master | replica
-    master: str | None         # for a replica: the node it replicates (announced name)
+    master: str | None         # for a replica: the node it replicates (its name)
     link_up: bool              # for a replica: master_link_status:up
     offset: int                # master_repl_offset (master) / slave_repl_offset (replica)
 
 
-def replication_of(node: Node, timeout_s: float = 0.5) -> Replication | None:
+def replication_of(node: Node, topo: Topology, timeout_s: float = 0.5) -> Replication | None:
     """INFO replication of a data node, or None if it does not answer."""
     client = admin_client(node, timeout_s=timeout_s)
     try:
@@ -157,7 +157,8 @@ def replication_of(node: Node, timeout_s: float = 0.5) -> Replication | None:
         client.close()
     if info.get("role") == "master":
         return Replication(node.name, "master", None, False, int(info.get("master_repl_offset", 0)))
-    return Replication(node.name, "replica", info.get("master_host"), info.get("master_link_status") == "up",
+    return Replication(node.name, "replica", topo.name_of(str(info.get("master_host"))),
+                       info.get("master_link_status") == "up",
                        int(info.get("slave_repl_offset", 0) or 0))
 
 
@@ -165,7 +166,7 @@ def replication_states(topo: Topology) -> dict[str, Replication]:
     """INFO replication of every data node that answers, by node name."""
     found = {}
     for node in topo.data_nodes:
-        state = replication_of(node)
+        state = replication_of(node, topo)
         if state is not None:
             found[node.name] = state
     return found
@@ -189,7 +190,7 @@ def sentinels_master(topo: Topology) -> str | None:
         client = admin_client(node, timeout_s=0.25)
         try:
             host, _port = client.sentinel_get_master_addr_by_name(MASTER_NAME)
-            votes[host] += 1
+            votes[topo.name_of(host)] += 1
         except (redis.RedisError, TypeError, ValueError):
             continue
         finally:
@@ -222,7 +223,7 @@ def not_yet_settled(topo: Topology) -> str | None:
     replicas and all the other Sentinels (a Sentinel that knows no peers could elect itself)."""
     master = topo.data_nodes[0].name
     for node in topo.data_nodes[1:]:
-        state = replication_of(node)
+        state = replication_of(node, topo)
         if state is None or not (state.role == "replica" and state.master == master and state.link_up):
             return f"{node.name} is not yet in sync with {master}"
     for node in topo.sentinels:

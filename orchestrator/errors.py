@@ -47,7 +47,10 @@ class RuntimeFailure(LabError):
 
 
 class ScenarioAborted(LabError):
-    """A step could not be carried out (the scenario cannot be measured)."""
+    """A step could not be carried out (a node never became ready, no failover happened):
+    the outcome deviates from what the scenario expects, so it exits like a failed expectation."""
+
+    exit_code = EXIT_EXPECTATION_FAILED
 
 
 def exit_code_for(exc: BaseException) -> int:

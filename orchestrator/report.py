@@ -43,9 +43,18 @@ def format_result(result: Result, explain: bool = False) -> str:
     checks = [(c.metric, str(c.bound), _value(c.observed), verdict(c.passed)) for c in result.checks]
     lines.append(tabulate(checks, headers=["expectation", "expected", "observed", "verdict"], tablefmt="simple"))
     lines.append("")
-    lines.append("timeline (seconds since the lab was ready; client = what the probe saw):")
-    lines.append(tabulate([(f"{e.t:8.3f}", e.source, e.what) for e in result.events],
-                          headers=["t", "source", "event"], tablefmt="plain", disable_numparse=True))
+    if result.roles:
+        lines.append("roles at the end (INFO replication): "
+                     + "; ".join(f"{node} {role}" for node, role in result.roles.items()))
+        promoted = promotions(result)
+        if promoted:
+            lines.append(f"promoted: {', '.join(promoted)}")
+        lines.append("")
+    lines.append("timeline (seconds since the lab was ready; client = what the probe saw, server = Sentinel's "
+                 "own events, each shown once with the Sentinels that published it):")
+    lines.append(tabulate([(f"{t:8.3f}", source, what) for t, source, what in condensed(result.events)],
+                          headers=["t", "source", "event"], tablefmt="plain", disable_numparse=True,
+                          maxcolwidths=[None, None, 110]))
     if result.error_kinds:
         kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(result.error_kinds.items(), key=lambda kv: -kv[1]))
         lines += ["", f"failed write attempts by kind: {kinds}"]
@@ -53,6 +62,42 @@ def format_result(result: Result, explain: bool = False) -> str:
               f"{verdict(result.passed)}: {sum(c.passed for c in result.checks)} of {len(result.checks)} expectations met "
               f"in {result.duration_s:.1f} s" + ("" if explain else "  (--explain says how each figure is measured)")]
     return "\n".join(lines)
+
+
+SAME_EVENT_WINDOW_S = 2.0
+
+
+def condensed(events) -> list[tuple[float, str, str]]:
+    """(t, source, what) rows: a server event that several Sentinels published within
+    SAME_EVENT_WINDOW_S of the first shows once, naming them all."""
+    rows: list[list] = []
+    open_groups: dict[str, list] = {}
+    for e in events:
+        if e.source != "server" or ": " not in e.what:
+            rows.append([e.t, e.source, e.what, []])
+            continue
+        sentinel, text = e.what.split(": ", 1)
+        group = open_groups.get(text)
+        if group is not None and e.t - group[0] <= SAME_EVENT_WINDOW_S:
+            group[3].append(f"{sentinel} +{e.t - group[0]:.3f}")
+            continue
+        group = [e.t, "server", text, [sentinel]]
+        open_groups[text] = group
+        rows.append(group)
+    return [(t, source, f"{what}  [{', '.join(who)}]" if who else what) for t, source, what, who in rows]
+
+
+def promotions(result: Result) -> list[str]:
+    """Masters announced by +switch-master (old -> new), in order, each once."""
+    found = []
+    for e in result.events:
+        words = e.what.split()
+        if e.source == "server" and "+switch-master" in words:
+            i = words.index("+switch-master")
+            change = f"{words[i + 2]} -> {words[i + 4]}" if len(words) > i + 4 else " ".join(words[i + 1:])
+            if change not in found:
+                found.append(change)
+    return found
 
 
 def format_repeats(results: list[Result]) -> str:
@@ -102,6 +147,8 @@ def format_verify(results: list[Result]) -> str:
     rows = []
     for r in results:
         failed = [f"{c.metric}={_value(c.observed)} (expected {c.bound})" for c in r.checks if not c.passed]
+        if r.error:
+            failed.append(f"aborted: {r.error}")
         rows.append((r.lab, r.scenario, r.mode, verdict(r.passed), _value(r.metrics.get("acked")),
                      _value(r.metrics.get("lost")), _value(r.metrics.get("unavailable_s")), f"{r.duration_s:.1f}",
                      "; ".join(failed)))
@@ -113,6 +160,8 @@ def format_verify(results: list[Result]) -> str:
 
 
 def verify_line(r: Result) -> str:
+    if r.error:
+        return f"FAIL  {r.lab} {r.scenario} [{r.mode}]  aborted: {r.error} ({r.duration_s:.1f} s)"
     return (f"{verdict(r.passed)}  {r.lab} {r.scenario} [{r.mode}]  acked={_value(r.metrics.get('acked'))} "
             f"lost={_value(r.metrics.get('lost'))} unavailable_s={_value(r.metrics.get('unavailable_s'))} "
             f"({r.duration_s:.1f} s)")
@@ -137,7 +186,8 @@ def junit_xml(results: list[Result]) -> str:
                                  time=f"{r.duration_s:.3f}")
             if not r.passed:
                 failed = [c for c in r.checks if not c.passed]
-                message = "; ".join(f"{c.metric} = {_value(c.observed)}, expected {c.bound}" for c in failed)
+                message = "; ".join([f"{c.metric} = {_value(c.observed)}, expected {c.bound}" for c in failed]
+                                    + ([f"aborted: {r.error}"] if r.error else []))
                 ET.SubElement(case, "failure", message=message, type="ExpectationFailed").text = message
             metrics = ", ".join(f"{k}={_value(v)}" for k, v in r.metrics.items() if v is not None)
             ET.SubElement(case, "system-out").text = metrics

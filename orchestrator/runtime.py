@@ -47,6 +47,9 @@ def _call(what: str, hint: str = ""):
         if _is_engine_down(exc):
             raise EnvironmentProblem("the Docker engine is not reachable", DOCKER_DOWN_HINT) from None
         said = _docker_said(exc)
+        if "Pool overlaps" in said or "overlaps with other one" in said:
+            raise EnvironmentProblem(f"{what}: the lab network's subnet overlaps another Docker network ({said})",
+                                     "remove that network, or pass another --port-base (it picks the subnet)") from None
         if "port is already allocated" in said or "address already in use" in said:
             raise EnvironmentProblem(f"{what}: a host port is already in use ({said})",
                                      "stop what holds it (`lab status`, `lab down --all`) or pass another --port-base") from None
@@ -194,10 +197,10 @@ class LabRuntime:
             self.docker.network.disconnect(self.topo.project, node.container)
 
     def connect(self, node: Node) -> None:
-        """Put the node back on the lab network (heal a partition), under its service name: the
-        alias Compose gave it, which `docker network connect` alone would not restore."""
-        with _call(self._what(f"docker network connect --alias {node.name} {self.topo.project} {node.container}")):
-            self.docker.network.connect(self.topo.project, node.container, alias=node.name)
+        """Put the node back on the lab network (heal a partition) with its fixed address and its
+        service name (the alias Compose gave it, which `docker network connect` alone would not restore)."""
+        with _call(self._what(f"docker network connect --ip {node.ip} {self.topo.project} {node.container}")):
+            self.docker.network.connect(self.topo.project, node.container, alias=node.name, ip=node.ip)
 
     def remove(self, node: Node) -> None:
         """Remove the node's container and its data volume (as if the host were replaced)."""

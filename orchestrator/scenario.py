@@ -7,7 +7,7 @@ import secrets
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -55,12 +55,13 @@ class Result:
     waited_s: float = 0.0          # time spent in `wait` steps (inherent to the scenario)
     phases: dict[str, float] = field(default_factory=dict)  # wall time of up, steps, read-back, teardown
     roles: dict[str, str] = field(default_factory=dict)     # data node -> role at the end, as INFO says
+    error: str = ""                # why the scenario stopped before it could be measured
 
     def as_dict(self) -> dict:
         return {"lab": self.lab, "scenario": self.scenario, "mode": self.mode, "image": self.image,
                 "passed": self.passed, "duration_s": round(self.duration_s, 3),
                 "metrics": self.metrics, "checks": [c.as_dict() for c in self.checks],
-                "events": [e.as_dict() for e in self.events], "roles": self.roles,
+                "events": [e.as_dict() for e in self.events], "roles": self.roles, "error": self.error,
                 "error_kinds": self.error_kinds, "waited_s": round(self.waited_s, 3),
                 "phases_s": {k: round(v, 3) for k, v in self.phases.items()}}
 
@@ -182,9 +183,14 @@ def run_steps(ctx: RunContext, scenario: Scenario) -> None:
         invoked = ctx.clock()
         if step.action != "probe":   # the probe says itself when it starts and stops
             ctx.event(step.describe())
+        described = len(ctx.events) - 1
         ctx.last_resolved = None
         spec.func(ctx, **step.args)
         returned = ctx.clock()
+        node = ctx.last_resolved
+        if step.action != "probe" and node is not None and node.name not in ctx.events[described].what:
+            # a role resolved when the step ran: say which node it was
+            ctx.events[described] = replace(ctx.events[described], what=f"{ctx.events[described].what} ({node.name})")
         on_sentinel = ctx.last_resolved is not None and ctx.last_resolved.is_sentinel
         if spec.mark and spec.mark not in ctx.marks and not on_sentinel:
             ctx.marks[spec.mark] = (invoked, returned)
@@ -297,7 +303,19 @@ def client_events(ctx: RunContext, obs: Observation) -> list[Event]:
 
 
 def server_events(ctx: RunContext, obs: Observation) -> list[Event]:
-    return [Event(e.at - ctx.t0, f"{e.source}: {e.describe()}", "server") for e in obs.server_events]
+    """Sentinel's events, with the addresses it announces replaced by node names."""
+    ips = {n.ip: n.name for n in ctx.topo.nodes if n.ip}
+
+    def named(text: str) -> str:
+        return " ".join(ips.get(word, _named_address(word, ips)) for word in text.split(" "))
+
+    return [Event(e.at - ctx.t0, f"{e.source}: {named(e.describe())}", "server") for e in obs.server_events]
+
+
+def _named_address(word: str, ips: dict[str, str]) -> str:
+    """`10.213.x.12:6379` -> `redis-2:6379`."""
+    host, _, port = word.rpartition(":")
+    return f"{ips[host]}:{port}" if host in ips else word
 
 
 def default_mode(lab: Lab, scenario: Scenario) -> str:

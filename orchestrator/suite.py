@@ -1,14 +1,26 @@
 """Run many scenarios: `lab verify` (every scenario and mode of some labs) and
-`lab compare persistence` (the persistence scenarios across every mode)."""
+`lab compare persistence` (the persistence scenarios across every mode).
+
+With jobs > 1 the runs go to worker processes, each on its own range of host ports
+(and so its own lab subnet), so several labs run at once. Each worker runs a scenario
+exactly as `lab run` does, cleanup and Ctrl-C handling included.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import multiprocessing
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Callable, Iterable
 
-from .labs import Lab
+from .errors import ScenarioAborted
+from .labs import Lab, load_lab
 from .lifecycle import RunSettings
 from .runtime import Engine
 from .scenario import Result, run_scenario
+
+PORT_STRIDE = 20      # host ports per worker: a lab uses at most 7 from its base
 
 
 def plan(labs: Iterable[Lab]) -> list[tuple[Lab, str, str]]:
@@ -17,11 +29,65 @@ def plan(labs: Iterable[Lab]) -> list[tuple[Lab, str, str]]:
 
 
 def run_plan(runs: list[tuple[Lab, str, str]], settings: RunSettings,
-             on_result: Callable[[Result], None] = lambda r: None) -> list[Result]:
-    engine = Engine()
-    results = []
-    for lab, scenario, mode in runs:
-        result = run_scenario(lab, scenario, mode, settings, engine=engine)
-        on_result(result)
-        results.append(result)
-    return results
+             on_result: Callable[[Result], None] = lambda r: None, jobs: int = 1) -> list[Result]:
+    """Run every (lab, scenario, mode); results in the order of `runs`. `on_result` is called
+    as each finishes. A scenario whose step could not complete counts as failed; the rest run."""
+    if jobs <= 1 or len(runs) <= 1:
+        engine = Engine()
+        results = []
+        for lab, scenario, mode in runs:
+            results.append(run_guarded(lab, scenario, mode, settings, engine))
+            on_result(results[-1])
+        return results
+    return _run_parallel(runs, settings, on_result, jobs)
+
+
+def run_guarded(lab: Lab, scenario: str, mode: str, settings: RunSettings, engine: Engine | None = None) -> Result:
+    started = time.monotonic()
+    try:
+        return run_scenario(lab, scenario, mode, settings, engine=engine)
+    except ScenarioAborted as exc:
+        # A step that never completed (no failover, a node that never came back) is a
+        # deviation like a failed expectation.
+        chosen = lab.scenario(scenario)
+        return Result(lab=lab.name, scenario=scenario, mode=mode, image=settings.image, summary=chosen.summary,
+                      explain=chosen.explain, passed=False, duration_s=time.monotonic() - started,
+                      metrics={}, checks=[], events=[], error=str(exc))
+
+
+def _run_parallel(runs, settings: RunSettings, on_result, jobs: int) -> list[Result]:
+    # Bigger topologies (longer runs) first, so the last runs to finish are short ones.
+    order = sorted(range(len(runs)), key=lambda i: -len(runs[i][0].scenarios[runs[i][1]].steps)
+                   - 10 * (runs[i][0].topology.replicas + runs[i][0].topology.sentinels))
+    context = multiprocessing.get_context("spawn")
+    slots = context.Queue()
+    for slot in range(jobs):
+        slots.put(slot)
+    results: dict[int, Result] = {}
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_take_slot, initargs=(slots,))
+    try:
+        pending = {pool.submit(_run_in_worker, str(runs[i][0].path), runs[i][1], runs[i][2], settings): i
+                   for i in order}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                index = pending.pop(future)
+                results[index] = future.result()
+                on_result(results[index])
+    finally:
+        # On Ctrl-C every worker gets the signal too and removes its own lab; wait for that.
+        pool.shutdown(wait=True, cancel_futures=True)
+    return [results[i] for i in range(len(runs))]
+
+
+_SLOT = 0
+
+
+def _take_slot(slots) -> None:
+    global _SLOT
+    _SLOT = slots.get()
+
+
+def _run_in_worker(lab_path: str, scenario: str, mode: str, settings: RunSettings) -> Result:
+    mine = dataclasses.replace(settings, port_base=settings.port_base + _SLOT * PORT_STRIDE)
+    return run_guarded(load_lab(lab_path), scenario, mode, mine)

@@ -45,7 +45,7 @@ class Setting:
 
 @dataclass(frozen=True)
 class Node:
-    name: str              # compose service name, e.g. redis-1; also the name it announces
+    name: str              # compose service name, e.g. redis-1
     role: str              # role at start: master | replica | sentinel
     container: str         # container name
     host_port: int         # published on 127.0.0.1
@@ -54,6 +54,7 @@ class Node:
     settings: tuple[Setting, ...]
     port: int = REDIS_PORT           # the port inside the lab network
     edge_network: str | None = None  # the node's own network to the host (None: one shared network)
+    ip: str | None = None            # fixed address on the lab network (replicated topologies)
 
     @property
     def is_sentinel(self) -> bool:
@@ -69,6 +70,7 @@ class Topology:
     image: str
     nodes: tuple[Node, ...]
     labels: Mapping[str, str] = field(default_factory=dict)
+    subnet: str | None = None   # the lab network's subnet when nodes have fixed addresses
 
     def with_role(self, role: str) -> list[Node]:
         return [n for n in self.nodes if n.role == role]
@@ -89,11 +91,9 @@ class Topology:
     def ports(self) -> list[int]:
         return [n.host_port for n in self.nodes]
 
-    @property
-    def address_map(self) -> dict[tuple[str, int], int]:
-        """(announced host, port) -> host port on 127.0.0.1. Nodes announce their service
-        names inside the lab network; host clients translate them with this map."""
-        return {(n.name, n.port): n.host_port for n in self.nodes}
+    def name_of(self, address: str) -> str:
+        """The node name for an address nodes announce (its fixed IP), else the address itself."""
+        return next((n.name for n in self.nodes if address in (n.ip, n.name)), address)
 
     @property
     def partitionable(self) -> bool:
@@ -152,6 +152,8 @@ def derive_topology(lab: Lab, mode: str, run_id: str, image: str,
     replicated = spec.kind != "single"
     edges = replicated and scenario is not None and any(step.action == "partition" for step in scenario.steps)
     names = [f"redis-{i + 1}" for i in range(1 + spec.replicas)]
+    sentinel_names = [f"sentinel-{i + 1}" for i in range(spec.sentinels)]
+    subnet, ips = (lab_addresses(port_base, names, sentinel_names)) if replicated else (None, {})
     base = [
         Setting("port", str(REDIS_PORT)),
         Setting("bind", "0.0.0.0", "inside the container; the host publishes the port on 127.0.0.1 only"),
@@ -164,13 +166,12 @@ def derive_topology(lab: Lab, mode: str, run_id: str, image: str,
         if not replicated:
             return _merge(base, lab_friendly)
         replication = [
-            Setting("replica-announce-ip", name, "announce the service name: Sentinel and INFO then name this "
-                                                 "node as the tool maps it to its host port"),
             Setting("repl-diskless-sync-delay", "0", "lab-friendly: start a full sync at once (the 7.x default "
                                                      "waits 5 s for more replicas to join)"),
         ]
         if role == REPLICA:
-            replication.append(Setting("replicaof", f"{names[0]} {REDIS_PORT}", "replicate the master at start"))
+            replication.append(Setting("replicaof", f"{ips[names[0]]} {REDIS_PORT}",
+                                       f"replicate the master at start ({names[0]})"))
         return _merge(base + replication, lab_friendly)
 
     nodes = [
@@ -178,19 +179,36 @@ def derive_topology(lab: Lab, mode: str, run_id: str, image: str,
              host_port=port_base + i,
              volume=f"{project}-{name}-data" if mode_keeps_data(mode) else None,
              config_file=f"{name}.conf", settings=data_settings(name, MASTER if i == 0 else REPLICA),
-             edge_network=f"{project}-{name}" if edges else None)
+             edge_network=f"{project}-{name}" if edges else None, ip=ips.get(name))
         for i, name in enumerate(names)
     ]
-    sentinel_names = [f"sentinel-{i + 1}" for i in range(spec.sentinels)]
     for i, name in enumerate(sentinel_names):
         nodes.append(Node(name=name, role=SENTINEL, container=f"{project}-{name}",
                           host_port=port_base + len(names) + i, volume=None,
                           config_file=f"{name}/sentinel.conf",
-                          settings=sentinel_settings(spec, project, name, names, sentinel_names),
-                          port=SENTINEL_PORT, edge_network=f"{project}-{name}" if edges else None))
+                          settings=sentinel_settings(spec, project, name, names, sentinel_names, ips),
+                          port=SENTINEL_PORT, edge_network=f"{project}-{name}" if edges else None, ip=ips[name]))
     labels = {LABEL_LAB: lab.name, LABEL_RUN: run_id, LABEL_MODE: mode}
     return Topology(lab=lab.name, mode=mode, run_id=run_id, project=project, image=image,
-                    nodes=tuple(nodes), labels=labels)
+                    nodes=tuple(nodes), labels=labels, subnet=subnet)
+
+
+SUBNET_PREFIX = "10.213"
+
+
+def lab_addresses(port_base: int, data_names: list[str], sentinel_names: list[str]) -> tuple[str, dict[str, str]]:
+    """A /24 for the lab network, derived from the port base (labs on different port bases get
+    different subnets), and fixed addresses in it: data nodes .11, .12, ..., Sentinels .21, ...
+
+    Nodes know each other by these addresses, not by name: Docker's DNS forgets a stopped
+    container's name, and a lookup of it can then hang for seconds on the host's resolvers,
+    long enough to stall Sentinel (TILT) or a replica's reconnect. 10.213.0.0/16 lies outside
+    Docker's default address pools."""
+    third = (port_base // 10) % 256
+    subnet = f"{SUBNET_PREFIX}.{third}.0/24"
+    ips = {name: f"{SUBNET_PREFIX}.{third}.{11 + i}" for i, name in enumerate(data_names)}
+    ips.update({name: f"{SUBNET_PREFIX}.{third}.{21 + i}" for i, name in enumerate(sentinel_names)})
+    return subnet, ips
 
 
 def sentinel_id(project: str, name: str) -> str:
@@ -199,7 +217,7 @@ def sentinel_id(project: str, name: str) -> str:
 
 
 def sentinel_settings(spec, project: str, name: str, data_names: list[str],
-                      sentinel_names: list[str]) -> tuple[Setting, ...]:
+                      sentinel_names: list[str], ips: dict[str, str]) -> tuple[Setting, ...]:
     """sentinel.conf lines: monitor the first data node; know the replicas and the other
     Sentinels from the start (Sentinel would otherwise learn replicas from INFO, every 10 s,
     and the other Sentinels from hello messages, every 2 s)."""
@@ -208,13 +226,10 @@ def sentinel_settings(spec, project: str, name: str, data_names: list[str],
     settings = [
         Setting("port", str(SENTINEL_PORT)),
         Setting("protected-mode", "no", "clients arrive through Docker's port proxy, which is bound to 127.0.0.1"),
-        Setting("sentinel resolve-hostnames", "yes", "nodes are known by their Compose service names"),
-        Setting("sentinel announce-hostnames", "yes", "tell clients and other Sentinels names, not container IPs"),
-        Setting("sentinel announce-ip", name),
         Setting("sentinel myid", sentinel_id(project, name), "fixed, so the other Sentinels' files can name this one"),
-        Setting(f"sentinel monitor {MASTER_NAME}", f"{data_names[0]} {REDIS_PORT} {quorum}",
-                f"quorum {quorum}: Sentinels that must agree the master is down (+odown); a failover "
-                f"also needs a majority of the {len(sentinel_names)} to elect a leader"),
+        Setting(f"sentinel monitor {MASTER_NAME}", f"{ips[data_names[0]]} {REDIS_PORT} {quorum}",
+                f"the master ({data_names[0]}); quorum {quorum}: Sentinels that must agree it is down (+odown). "
+                f"A failover also needs a majority of the {len(sentinel_names)} to elect a leader"),
     ]
     why = {"down-after-milliseconds": "no valid reply for this long: the master is subjectively down (+sdown); "
                                       "lab-friendly (Redis' default is 30000)",
@@ -224,11 +239,12 @@ def sentinel_settings(spec, project: str, name: str, data_names: list[str],
     for key, value in given.items():
         settings.append(Setting(f"sentinel {key} {MASTER_NAME}", value, why.get(key, "set by the lab file")))
     for replica in data_names[1:]:
-        settings.append(Setting(f"sentinel known-replica {MASTER_NAME}", f"{replica} {REDIS_PORT}"))
+        settings.append(Setting(f"sentinel known-replica {MASTER_NAME}", f"{ips[replica]} {REDIS_PORT}",
+                                f"{replica}"))
     for other in sentinel_names:
         if other != name:
             settings.append(Setting(f"sentinel known-sentinel {MASTER_NAME}",
-                                    f"{other} {SENTINEL_PORT} {sentinel_id(project, other)}"))
+                                    f"{ips[other]} {SENTINEL_PORT} {sentinel_id(project, other)}", other))
     return tuple(settings)
 
 
