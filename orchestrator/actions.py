@@ -229,7 +229,7 @@ def promote(ctx: RunContext, target="replica"):
     _replicaof(node, "NO", "ONE")
     others = [n for n in ctx.topo.data_nodes if n.name in states and n.name != node.name]
     for other in others:
-        _replicaof(other, node.name, str(REDIS_PORT))
+        _replicaof(other, node.ip, str(REDIS_PORT))   # nodes know each other by address
     offsets = ", ".join(f"{s.node} offset {s.offset}" for s in states.values() if s.role == "replica")
     ctx.event(f"{node.name} promoted (REPLICAOF NO ONE; replicas had {offsets}); "
               f"{', '.join(o.name for o in others) or 'no other node'} now REPLICAOF {node.name}")

@@ -250,11 +250,12 @@ class _Parser:
             if kind != "sentinel":
                 self.fail(f"{key}.sentinel", f"only a sentinel topology has Sentinel settings (this one is {kind})")
             sentinel = self.config(raw["sentinel"], f"{key}.sentinel")
-            for name in sentinel:
+            for name, value in sentinel.items():
                 if name not in SENTINEL_SETTINGS:
                     self.fail(f"{key}.sentinel.{name}", f"unknown Sentinel setting (known: {', '.join(SENTINEL_SETTINGS)})")
-            quorum = int(sentinel.get("quorum", 1)) if sentinel.get("quorum", "1").isdigit() else 0
-            if not 1 <= quorum <= sentinels:
+                if not re.fullmatch(r"[1-9][0-9]*", value):
+                    self.fail(f"{key}.sentinel.{name}", f"must be a whole number greater than 0, not {value!r}")
+            if int(sentinel.get("quorum", 1)) > sentinels:
                 self.fail(f"{key}.sentinel.quorum", f"must be a whole number from 1 to {sentinels} (the number of Sentinels)")
         return TopologySpec(kind=kind, persistence=persistence, modes=modes, save=save.strip(),
                             config=self.config(raw.get("config"), f"{key}.config"),

@@ -196,12 +196,12 @@ def lost_window_s(obs: Observation):
 
 
 def switches(obs: Observation) -> list[ServerEvent]:
-    """+switch-master events, one per failover: every Sentinel announces the same switch, so
-    repeats of the same message count once."""
-    seen, found = set(), []
+    """+switch-master events, one per failover. Every Sentinel announces the same switch with
+    the same text, so a message that repeats the previous switch's text is the same failover;
+    a switch back and forth (A to B, B to A) counts twice."""
+    found: list[ServerEvent] = []
     for event in obs.server_events:
-        if event.name == "+switch-master" and event.detail not in seen:
-            seen.add(event.detail)
+        if event.name == "+switch-master" and (not found or event.detail != found[-1].detail):
             found.append(event)
     return found
 
@@ -215,7 +215,7 @@ def failover_s(obs: Observation):
     if "fault" not in obs.marks:
         return None
     _, effective = obs.marks["fault"]
-    after = [e.at for e in switches(obs) if e.at >= effective]
+    after = [e.at for e in obs.server_events if e.name == "+switch-master" and e.at >= effective]
     return round(after[0] - effective, 3) if after else None
 
 

@@ -54,7 +54,20 @@ def _packed_set(seq: int, value_prefix: bytes) -> bytes:
     return b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, len(value), value)
 
 
+def _reply_codes() -> dict[type, str]:
+    """Exception class -> the error code of the reply (READONLY, LOADING, ...): redis-py strips
+    the code from the message of the errors it has a class for."""
+    from redis._parsers.base import BaseParser
+
+    return {cls: code for code, cls in BaseParser.EXCEPTION_CLASSES.items() if isinstance(cls, type)}
+
+
+_REPLY_CODES = _reply_codes()
+
+
 def _error_kind(exc: Exception) -> str:
+    if type(exc) in _REPLY_CODES:
+        return _REPLY_CODES[type(exc)]
     if isinstance(exc, redis.ResponseError):
         return str(exc).split(" ", 1)[0] or type(exc).__name__
     text = str(exc)

@@ -21,9 +21,7 @@ def validate_lab(lab: Lab) -> int:
     for scenario in lab.scenarios.values():
         for mode in scenario.modes:
             topo = derive_topology(lab, mode, run_id="validate", image="redis", scenario=scenario)
-            names = {n.name for n in topo.nodes} | {n.role for n in topo.nodes}
-            if len(topo.data_nodes) > 1:
-                names.add("old-master")
+            names = {n.name for n in topo.nodes} | {n.role for n in topo.nodes} | {"old-master"}
             for step in scenario.steps:
                 for target in ACTIONS[step.action].targets(step.args):
                     if target not in names:

@@ -57,8 +57,9 @@ def test_run_steps_marks_the_first_fault_and_restart(ctx):
                                  ("remove", "redis-1"), ("start", "redis-1")]
     # the clock ticks once per call: t0=0, then (invoked, event, returned) for each step
     assert ctx.marks == {"fault": (1.0, 3.0), "restart": (4.0, 6.0)}
-    assert [e.what for e in ctx.events] == ["kill master", "start master", "stop redis-1 5s",
-                                            "wipe_volume master", "start master"]
+    # a role is resolved when the step runs; the timeline says which node it was
+    assert [e.what for e in ctx.events] == ["kill master (redis-1)", "start master (redis-1)", "stop redis-1 5s",
+                                            "wipe_volume master (redis-1)", "start master (redis-1)"]
     assert ctx.server == {"dataset_keys": 42}       # read before the first fault only
 
 

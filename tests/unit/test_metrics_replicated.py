@@ -1,0 +1,144 @@
+"""Failover metrics from hand-built observations: Sentinel's +switch-master events, the lost
+window, and the figures the runner reads from the servers (times in seconds on the run's clock)."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.metrics import (METRICS, Observation, compute_metrics, failover_s, failovers, lost_window_s,
+                                  max_node_kept, replicas_in_sync, switches)
+from orchestrator.probe import FAIL, INFO, OK, Attempt, ReadBack
+from orchestrator.sentinel_watch import ServerEvent
+
+FAULT = (1.00, 1.20)     # kill step invoked, returned
+SWITCH = "mymaster 10.213.198.11 6379 10.213.198.12 6379"
+SWITCH_BACK = "mymaster 10.213.198.12 6379 10.213.198.13 6379"
+HISTORY = [
+    Attempt(1, 0.00, 0.10, OK),
+    Attempt(2, 0.50, 0.60, OK),
+    Attempt(3, 0.90, 1.10, OK),
+    Attempt(4, 1.10, 1.60, INFO, "timeout"),
+    Attempt(5, 1.61, 1.62, FAIL, "connection refused"),
+    Attempt(6, 3.90, 4.00, OK),
+    Attempt(7, 4.00, 4.25, OK),
+]
+
+
+def _event(at: float, name: str = "+switch-master", detail: str = SWITCH, source: str = "sentinel-1") -> ServerEvent:
+    return ServerEvent(at=at, source=source, name=name, detail=detail)
+
+
+def observe(events=(), lost=(), marks=None, server=None, attempts=HISTORY) -> Observation:
+    return Observation(attempts=list(attempts), readback=ReadBack(lost=list(lost)),
+                       marks={"fault": FAULT} if marks is None else marks, probe_window=(0.0, 5.0),
+                       server={"sentinels_watched": 3} if server is None else server,
+                       server_events=list(events))
+
+
+def _three_sentinels(at: float, detail: str = SWITCH) -> list[ServerEvent]:
+    return [_event(at + i * 0.001, detail=detail, source=f"sentinel-{i + 1}") for i in range(3)]
+
+
+def test_the_new_metrics_are_registered():
+    assert {"failover_s", "failovers", "lost_window_s", "replicas_in_sync", "max_node_kept"} <= set(METRICS)
+
+
+# ------------------------------------------------------------------ failovers
+
+def test_same_switch_from_three_sentinels_is_one_failover():
+    obs = observe(_three_sentinels(3.5))
+    assert failovers(obs) == 1
+    assert [e.source for e in switches(obs)] == ["sentinel-1"]
+
+
+def test_a_different_switch_is_a_second_failover():
+    assert failovers(observe(_three_sentinels(3.5) + _three_sentinels(9.0, SWITCH_BACK))) == 2
+
+
+def test_other_sentinel_events_are_not_failovers():
+    events = [_event(3.2, "+sdown", "master mymaster 10.213.198.11 6379"),
+              _event(3.3, "+odown", "master mymaster 10.213.198.11 6379 #quorum 2/2"),
+              _event(3.4, "+elected-leader", "master mymaster 10.213.198.11 6379")]
+    assert failovers(observe(events)) == 0
+    assert failover_s(observe(events)) is None
+
+
+def test_failovers_is_none_without_sentinels_watched():
+    assert failovers(observe(_three_sentinels(3.5), server={})) is None
+    assert failovers(observe(_three_sentinels(3.5), server={"sentinels_watched": 0})) is None
+
+
+def test_failovers_zero_when_watched_and_nothing_happened():
+    assert failovers(observe()) == 0
+
+
+# ------------------------------------------------------------------ failover_s
+
+def test_failover_s_from_the_fault_step_returning_to_the_first_switch():
+    events = [_event(3.7, source="sentinel-2"), _event(3.9, source="sentinel-3")]
+    assert failover_s(observe(events)) == pytest.approx(3.7 - FAULT[1])    # 2.5, not 2.7 from the invocation
+
+
+def test_failover_s_counts_the_first_of_two_failovers():
+    assert failover_s(observe(_three_sentinels(3.7) + _three_sentinels(9.0, SWITCH_BACK))) == pytest.approx(2.5)
+
+
+def test_failover_s_ignores_a_switch_before_the_fault():
+    events = [_event(0.5, detail=SWITCH_BACK), _event(3.7)]
+    assert failover_s(observe(events)) == pytest.approx(2.5)
+
+
+def test_failover_s_is_none_without_a_fault_or_a_switch():
+    assert failover_s(observe(_three_sentinels(3.7), marks={})) is None
+    assert failover_s(observe()) is None
+
+
+# ------------------------------------------------------------------ lost_window_s
+
+def test_lost_window_from_first_lost_invoke_to_last_lost_completion():
+    # writes 2 and 3 were acknowledged and lost: 2 invoked at 0.50, 3 completed at 1.10
+    assert lost_window_s(observe(lost=[2, 3])) == pytest.approx(0.60)
+
+
+def test_lost_window_of_one_lost_write_is_its_own_duration():
+    assert lost_window_s(observe(lost=[7])) == pytest.approx(0.25)
+
+
+def test_lost_window_is_zero_when_nothing_was_lost():
+    assert lost_window_s(observe(lost=[])) == 0.0
+
+
+# ------------------------------------------------------------------ server figures
+
+def test_replicas_in_sync_and_max_node_kept_come_from_the_servers():
+    obs = observe(server={"sentinels_watched": 3, "replicas_in_sync": 2, "max_node_kept": 0})
+    assert replicas_in_sync(obs) == 2
+    assert max_node_kept(obs) == 0          # 0: every copy wiped, not "unknown"
+
+
+def test_server_figures_are_none_when_not_measured():
+    obs = observe(server={})
+    assert replicas_in_sync(obs) is None
+    assert max_node_kept(obs) is None
+
+
+def test_compute_metrics_of_a_failover_run():
+    obs = observe(_three_sentinels(3.7), lost=[3],
+                  server={"sentinels_watched": 3, "replicas_in_sync": 2, "max_node_kept": 3})
+    m = compute_metrics(obs)
+    assert (m["failovers"], m["failover_s"], m["replicas_in_sync"], m["max_node_kept"]) == (1, 2.5, 2, 3)
+    assert m["lost"] == 1
+    assert m["lost_window_s"] == pytest.approx(0.2)
+    assert m["unavailable_s"] == pytest.approx(4.00 - 1.10)
+
+
+def test_a_switch_back_and_forth_counts_every_failover():
+    there = "mymaster 10.213.198.11 6379 10.213.198.12 6379"
+    back = "mymaster 10.213.198.12 6379 10.213.198.11 6379"
+    events = _three_sentinels(3.0, there) + _three_sentinels(8.0, back) + _three_sentinels(13.0, there)
+    assert failovers(observe(events)) == 3
+
+
+def test_failover_s_ignores_switches_before_the_fault():
+    events = [_event(0.5)] + _three_sentinels(3.2)
+    assert failover_s(observe(events)) == pytest.approx(2.0)
