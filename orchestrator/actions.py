@@ -23,7 +23,7 @@ from .labs import parse_duration
 from .topology import REDIS_PORT
 
 if TYPE_CHECKING:
-    from .scenario import RunContext
+    from .context import RunContext
 
 FAULT, RESTART = "fault", "restart"
 
@@ -154,12 +154,15 @@ def _new_master_ready(ctx: RunContext) -> bool:
 
 
 def _replicas_synced(ctx: RunContext) -> bool:
+    """Every data node the scenario has not left down answers, and all but the master replicate
+    it with their link up (a node just started must answer first: it may still be loading)."""
     master = current_master(ctx.topo)
     states = replication_states(ctx.topo)
     if master is None or master not in states or states[master].role != "master":
         return False
-    return all(s.role == "replica" and s.master == master and s.link_up
-               for name, s in states.items() if name != master)
+    expected = [n.name for n in ctx.topo.data_nodes if n.name not in ctx.down and n.name != master]
+    return all(name in states and states[name].role == "replica" and states[name].master == master
+               and states[name].link_up for name in expected)
 
 
 # ------------------------------------------------------------------ faults
@@ -169,6 +172,7 @@ def kill(ctx: RunContext, target):
     node = ctx.resolve(target)
     ctx.note_fault_target(node)
     ctx.runtime.kill(node)
+    ctx.down.add(node.name)
 
 
 @action("stop", "graceful shutdown: SIGTERM, Redis saves per its config and exits", mark=FAULT,
@@ -178,39 +182,43 @@ def stop(ctx: RunContext, target, timeout="60s"):
     if not node.is_sentinel:
         ctx.note_fault_target(node)
     ctx.runtime.stop(node, parse_duration(timeout))
+    ctx.down.add(node.name)
 
 
 @action("pause", "freeze a node (docker pause): its sockets stay open but it answers nothing", mark=FAULT)
 def pause(ctx: RunContext, target):
-    node = ctx.resolve(target)
-    ctx.note_fault_target(node)
-    ctx.runtime.pause(node)
-    ctx.heals[node.name] = lambda: ctx.runtime.unpause(node)
+    _inject(ctx, ctx.resolve(target), ctx.runtime.pause, ctx.runtime.unpause)
 
 
 @action("unpause", "let a paused node run again")
 def unpause(ctx: RunContext, target):
-    node = ctx.resolve(target)
-    ctx.runtime.unpause(node)
-    ctx.heals.pop(node.name, None)
+    _undo(ctx, ctx.resolve(target), ctx.runtime.unpause)
 
 
 @action("partition", "cut a node off the lab network (its peers and the Sentinels); the probe still reaches it",
         mark=FAULT)
 def partition(ctx: RunContext, target):
-    node = ctx.resolve(target)
     if not ctx.topo.partitionable:
         raise ScenarioAborted(f"lab {ctx.topo.lab} has no separate lab network to cut (a single node, or a "
                               f"topology derived without the scenario)")
-    ctx.note_fault_target(node)
-    ctx.runtime.disconnect(node)
-    ctx.heals[node.name] = lambda: ctx.runtime.connect(node)
+    _inject(ctx, ctx.resolve(target), ctx.runtime.disconnect, ctx.runtime.connect)
 
 
 @action("heal", "reconnect a partitioned node to the lab network")
 def heal(ctx: RunContext, target):
-    node = ctx.resolve(target)
-    ctx.runtime.connect(node)
+    _undo(ctx, ctx.resolve(target), ctx.runtime.connect)
+
+
+def _inject(ctx: RunContext, node, fault, undo) -> None:
+    """Apply a fault that lasts, and register how to undo it: the runner heals whatever the
+    scenario left in place, so a kept lab is whole."""
+    ctx.note_fault_target(node)
+    fault(node)
+    ctx.heals[node.name] = lambda: undo(node)
+
+
+def _undo(ctx: RunContext, node, undo) -> None:
+    undo(node)
     ctx.heals.pop(node.name, None)
 
 
@@ -252,7 +260,9 @@ def wipe_volume(ctx: RunContext, target):
 
 @action("start", "start a node again (recreated from the compose file if it was removed)", mark=RESTART)
 def start(ctx: RunContext, target):
-    ctx.runtime.start(ctx.resolve(target))
+    node = ctx.resolve(target)
+    ctx.runtime.start(node)
+    ctx.down.discard(node.name)
 
 
 # ------------------------------------------------------------------ AOF surgery

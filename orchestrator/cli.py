@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import traceback
@@ -13,8 +12,9 @@ from tabulate import tabulate
 
 from . import report
 from .actions import ACTIONS
+from .clients import role_now
 from .doctor import examine
-from .errors import EXIT_EXPECTATION_FAILED, EXIT_INTERRUPTED, EXIT_OK, LabError, UsageError, exit_code_for
+from .errors import EXIT_EXPECTATION_FAILED, EXIT_OK, LabError, UsageError, exit_code_for
 from .image import LOCAL_IMAGE, build_local_image, resolve_image
 from .labs import PERSISTENCE_MODES, lab_names, load_all_labs, load_lab
 from .lifecycle import RunSettings, bring_up, preflight, prepare, sigterm_as_interrupt, teardown
@@ -81,14 +81,16 @@ def cli(ctx, image, port_base):
     """Break Redis on purpose and see what a client saw.
 
     Each lab (labs/*.yaml) is a Redis topology plus scenarios: a probe writes distinct keys
-    while a fault strikes (a SIGKILL, a shutdown, a lost volume, a torn AOF); afterwards every
-    acknowledged key is read back. The tool reports how long writes were unavailable and
-    which acknowledged writes were lost, and checks both against the scenario's expectation.
+    while a fault strikes (a SIGKILL, a shutdown, a lost volume, a torn AOF, a frozen or
+    partitioned master); afterwards every acknowledged key is read back. The tool reports how
+    long writes were unavailable and which acknowledged writes were lost, and checks both
+    against the scenario's expectation.
 
     \b
     Start here:
       lab list                                   what there is to run
       lab run persistence kill-restart --mode rdb
+      lab failover                               watch Sentinel promote a replica
       lab compare persistence                    every persistence mode, one table
       lab verify                                 everything; exit 1 on a deviation (for CI)
 
@@ -208,8 +210,12 @@ def status(settings):
     if not containers:
         click.echo("no lab is running")
         return
-    rows = [(c.lab, c.node, c.role, c.mode, c.state, c.ports, c.name, c.run) for c in containers]
-    click.echo(tabulate(rows, headers=["lab", "node", "role at start", "mode", "state", "ports", "container", "run"]))
+    names = {(c.project, ip): c.node for c in containers for ip in c.ips}
+    rows = [(c.lab, c.node, c.role,
+             role_now(c.host_port, {ip: node for (project, ip), node in names.items() if project == c.project})
+             if c.state == "running" else "-", c.mode, c.state, c.ports, c.name, c.run) for c in containers]
+    click.echo(tabulate(rows, headers=["lab", "node", "role at start", "role now (INFO)", "mode", "state", "ports",
+                                       "container", "run"]))
 
 
 @cli.command()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from redis.sentinel import MasterNotFoundError, Sentinel
+from redis.sentinel import Sentinel
 from tenacity import RetryError, retry_if_result, stop_after_delay, Retrying, wait_fixed
 
 from .topology import MASTER_NAME, Node, Topology
@@ -240,3 +240,25 @@ def not_yet_settled(topo: Topology) -> str | None:
             return (f"{node.name} sees {seen.get('num-slaves')} replicas and {seen.get('num-other-sentinels')} "
                     f"other Sentinels (flags {seen.get('flags')})")
     return None
+
+
+def role_now(host_port: int | None, names: dict[str, str] | None = None) -> str:
+    """What the server on 127.0.0.1:host_port says it is now (INFO replication / server mode):
+    `master`, `replica of <node>` (`names` maps addresses to node names), `sentinel`, or `-`
+    if it does not answer."""
+    if host_port is None:
+        return "-"
+    client = redis.Redis(host=HOST, port=host_port, socket_timeout=0.3, socket_connect_timeout=0.3,
+                         retry=no_retry(), decode_responses=True)
+    try:
+        info = client.info()
+    except redis.RedisError:
+        return "-"
+    finally:
+        client.close()
+    if info.get("redis_mode") == "sentinel":
+        return "sentinel"
+    if info.get("role") == "slave":
+        master = str(info.get("master_host"))
+        return f"replica of {(names or {}).get(master, master)} (link {info.get('master_link_status')})"
+    return info.get("role", "-")

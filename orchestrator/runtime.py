@@ -69,6 +69,8 @@ class LabContainer:
     ports: str
     name: str
     project: str
+    host_port: int | None = None   # the published port on 127.0.0.1, if any
+    ips: tuple[str, ...] = ()      # its addresses on the lab's networks
 
 
 class Engine:
@@ -119,12 +121,15 @@ class Engine:
         result = []
         for c in found:
             labels = c.config.labels
-            ports = ", ".join(f"{b[0]['HostIp']}:{b[0]['HostPort']}->{p}"  # python-on-whales keeps these raw
-                              for p, b in (c.network_settings.ports or {}).items() if b)
+            bound = [(p, b[0]) for p, b in (c.network_settings.ports or {}).items() if b]  # kept raw by python-on-whales
+            ports = ", ".join(f"{b['HostIp']}:{b['HostPort']}->{p}" for p, b in bound)
             result.append(LabContainer(lab=labels.get(LABEL_LAB, "?"), run=labels.get(LABEL_RUN, "?"),
                                        node=labels.get(LABEL_NODE, "-"), role=labels.get(LABEL_ROLE, "-"),
                                        mode=labels.get(LABEL_MODE, "-"), state=c.state.status, ports=ports or "-",
-                                       name=c.name, project=labels.get("com.docker.compose.project", "-")))
+                                       name=c.name, project=labels.get("com.docker.compose.project", "-"),
+                                       host_port=int(bound[0][1]["HostPort"]) if bound else None,
+                                       ips=tuple(n.ip_address for n in (c.network_settings.networks or {}).values()
+                                                 if n.ip_address)))
         return sorted(result, key=lambda c: (c.lab, c.node))
 
     def remove_labelled(self, label: str) -> int:

@@ -9,33 +9,19 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
-from .actions import ACTIONS, server_snapshot
-from .clients import (LabSentinel, admin_client, current_master, is_ready, master_connection, probe_connection,
-                      replication_states, sentinel_connection, wait_until)
-from .errors import ScenarioAborted, UsageError
+from .actions import ACTIONS, RESTART
+from .context import Event, RunContext
+from .errors import UsageError
 from .expect import Check, check_expectations
 from .labs import Lab, Scenario
 from .lifecycle import RunSettings, bring_up, preflight, prepare, sigterm_as_interrupt, teardown
+from .metrics import compute_metrics
+from .observe import client_events, final_roles, observe, server_events
 from .paths import state_dir
-from .metrics import Observation, compute_metrics, parse_server_load_s
-from .probe import OK, Probe, error_counts
-from .runtime import Engine, LabRuntime
-from .sentinel_watch import SentinelWatch
-from .topology import MASTER, REPLICA, SENTINEL, Node, Topology, derive_topology
-
-READ_BACK_READY_TIMEOUT_S = 30.0
-
-
-@dataclass(frozen=True)
-class Event:
-    t: float        # seconds since the start of the run
-    what: str
-    source: str     # tool | client | server
-
-    def as_dict(self) -> dict:
-        return {"t": round(self.t, 3), "what": self.what, "source": self.source}
+from .probe import error_counts
+from .runtime import Engine
+from .topology import Node, Topology, derive_topology
 
 
 @dataclass
@@ -66,117 +52,6 @@ class Result:
                 "phases_s": {k: round(v, 3) for k, v in self.phases.items()}}
 
 
-OLD_MASTER = "old-master"   # target: the node that was master when the first fault struck
-
-
-class RunContext:
-    """What a step action sees: the topology, the runtime, the probe, the clock and the timeline."""
-
-    def __init__(self, topo: Topology, runtime: LabRuntime, clock: Callable[[], float] = time.monotonic):
-        self.topo = topo
-        self.runtime = runtime
-        self.clock = clock
-        self.t0 = clock()
-        self.events: list[Event] = []
-        self.marks: dict[str, tuple[float, float]] = {}
-        self.server: dict = {}
-        self.probe: Probe | None = None
-        self.probe_via = ""
-        self.waited_s = 0.0
-        self.old_master: Node | None = None
-        self.last_resolved: Node | None = None
-        self.heals: dict[str, Callable[[], None]] = {}   # undo of faults still in effect, by node
-        self.watch: SentinelWatch | None = None
-        self.sentinel: LabSentinel | None = None
-
-    def event(self, what: str, source: str = "tool", at: float | None = None) -> None:
-        self.events.append(Event(t=(self.clock() if at is None else at) - self.t0, what=what, source=source))
-
-    def resolve(self, target: str) -> Node:
-        """A node name or a role, resolved against the live topology now: `master` is the node
-        that is master at this moment (Sentinel's answer, or the one the replicas follow),
-        `replica` a replica of it, `old-master` the master when the first fault struck."""
-        node = self.topo.node(target) or self._by_role(target)
-        if node is None:
-            raise ScenarioAborted(f"no node matches target {target!r}")
-        self.last_resolved = node
-        return node
-
-    def _by_role(self, role: str) -> Node | None:
-        if role == SENTINEL:
-            return next(iter(self.topo.sentinels), None)
-        if role == OLD_MASTER:
-            return self.old_master or self.topo.data_nodes[0]
-        if role not in (MASTER, REPLICA):
-            return None
-        if len(self.topo.data_nodes) == 1:
-            return self.topo.data_nodes[0] if role == MASTER else None
-        master = current_master(self.topo)
-        if role == MASTER:
-            return self.topo.node(master) if master else self.topo.with_role(MASTER)[0]
-        states = replication_states(self.topo)
-        replicas = [n for n in self.topo.data_nodes if n.name in states and states[n.name].role == REPLICA
-                    and states[n.name].master == master]
-        return (replicas or self.topo.with_role(REPLICA) or [None])[0]
-
-    def sleep(self, seconds: float) -> None:
-        self.waited_s += seconds
-        time.sleep(seconds)
-
-    def note_fault_target(self, node: Node) -> None:
-        """Before the first fault: remember the master and record server-reported dataset
-        figures of the node about to be hit."""
-        if "fault" not in self.marks and not self.server:
-            self.old_master = self.resolve(MASTER) if len(self.topo.data_nodes) > 1 else node
-            self.last_resolved = node
-            self.server.update(server_snapshot(node))
-
-    def start_probe(self, wait_replicas: int = 0, wait_timeout_ms: int = 100) -> None:
-        """Start writing. With Sentinels the probe finds the master through redis-py's Sentinel
-        client; in a replication lab it asks the nodes which one the replicas follow (as an
-        operator would repoint clients); a single node it writes to directly."""
-        if self.probe is not None:
-            raise ScenarioAborted("the probe was already started")
-        topo = self.topo
-        if topo.sentinels:
-            self.sentinel = LabSentinel(topo)
-            connect, self.probe_via = (lambda: sentinel_connection(self.sentinel)), "through Sentinel"
-        elif len(topo.data_nodes) > 1:
-            connect, self.probe_via = (lambda: master_connection(topo)), "to the node the replicas follow"
-        else:
-            node = topo.data_nodes[0]
-            connect, self.probe_via = (lambda: probe_connection(node)), f"to {node.name}"
-        self.probe = Probe(connect, run_id=topo.run_id, clock=self.clock,
-                           wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms)
-        self.probe.start()
-        confirm = f", each write confirmed by WAIT {wait_replicas} {wait_timeout_ms}" if wait_replicas else ""
-        self.event(f"probe starts writing {self.probe_via}{confirm}")
-
-    def stop_probe(self) -> None:
-        if self.probe is not None and self.probe.running:
-            self.probe.stop()
-            self.event(f"probe stopped after {len(self.probe.attempts)} attempts")
-
-    def start_watch(self) -> None:
-        if self.topo.sentinels:
-            self.watch = SentinelWatch(self.topo, clock=self.clock)
-            self.watch.start()
-
-    def heal_all(self) -> None:
-        """Undo faults still in effect (a paused node, a partition), so a kept lab is whole."""
-        for name, heal in list(self.heals.items()):
-            heal()
-            self.heals.pop(name, None)
-            self.event(f"healed {name}")
-
-    def close(self) -> None:
-        self.stop_probe()
-        if self.watch is not None:
-            self.watch.stop()
-        if self.sentinel is not None:
-            self.sentinel.close()
-
-
 def run_steps(ctx: RunContext, scenario: Scenario) -> None:
     for step in scenario.steps:
         spec = ACTIONS[step.action]
@@ -191,131 +66,19 @@ def run_steps(ctx: RunContext, scenario: Scenario) -> None:
         if step.action != "probe" and node is not None and node.name not in ctx.events[described].what:
             # a role resolved when the step ran: say which node it was
             ctx.events[described] = replace(ctx.events[described], what=f"{ctx.events[described].what} ({node.name})")
-        on_sentinel = ctx.last_resolved is not None and ctx.last_resolved.is_sentinel
-        if spec.mark and spec.mark not in ctx.marks and not on_sentinel:
+        if spec.mark and spec.mark not in ctx.marks and _marks_the_probe(ctx, spec.mark, node):
             ctx.marks[spec.mark] = (invoked, returned)
 
 
-def observe(ctx: RunContext) -> Observation:
-    """Stop the probe; find the master now; read every acknowledged key back from it; note
-    what the servers say (roles, replicas in sync, Sentinel events)."""
-    probe = ctx.probe
-    if probe is None:
-        raise ScenarioAborted("the scenario never started the probe", "add `- probe: start` to its steps")
-    ctx.stop_probe()
-    topo = ctx.topo
-    master = _final_master(ctx)
-    reader = admin_client(master, timeout_s=10)
-    try:
-        readback = probe.read_back(reader)
-    finally:
-        reader.close()
-    if "restart" in ctx.marks:
-        ctx.server["server_load_s"] = parse_server_load_s(ctx.runtime.logs(master))
-    if len(topo.data_nodes) > 1:
-        states = replication_states(topo)
-        ctx.server["replicas_in_sync"] = sum(1 for s in states.values()
-                                             if s.role == REPLICA and s.master == master.name and s.link_up)
-        ctx.server["max_node_kept"] = _most_kept(ctx, probe)
-        ctx.server["final_master"] = master.name
-    if ctx.watch is not None:
-        ctx.watch.stop()
-        ctx.server["sentinels_watched"] = len(topo.sentinels)
-    return Observation(attempts=probe.attempts, readback=readback, marks=ctx.marks,
-                       probe_window=(probe.started_at, probe.stopped_at), server=ctx.server,
-                       server_events=ctx.watch.events if ctx.watch else [])
-
-
-def _final_master(ctx: RunContext) -> Node:
-    """The master after recovery (ready to answer), where the read-back happens."""
-    found: list[Node] = []
-
-    def ready_master() -> bool:
-        node = ctx.resolve(MASTER)
-        found[:] = [node]
-        return is_ready(node)
-
-    if not wait_until(ready_master, READ_BACK_READY_TIMEOUT_S):
-        raise ScenarioAborted(f"no master was ready for the read-back within {READ_BACK_READY_TIMEOUT_S:g} s"
-                              + (f" (last candidate {found[0].name})" if found else ""))
-    return found[0]
-
-
-def _most_kept(ctx: RunContext, probe: Probe) -> int | None:
-    """Of the writes acknowledged before the fault, the most that any one data node holds now."""
-    if "fault" not in ctx.marks:
-        return None
-    _, effective = ctx.marks["fault"]
-    keys = [probe.key_for(a.seq) for a in probe.attempts if a.outcome == OK and a.completed <= effective]
-    most = 0
-    for node in ctx.topo.data_nodes:
-        client = admin_client(node, timeout_s=10)
-        try:
-            present = sum(1 for i in range(0, len(keys), 1000) for v in client.mget(keys[i:i + 1000]) if v is not None)
-        except Exception:  # noqa: BLE001 - a node that is down holds nothing we can count
-            continue
-        finally:
-            client.close()
-        most = max(most, present)
-    return most
-
-
-def final_roles(topo: Topology) -> dict[str, str]:
-    """Each data node's role at the end as INFO replication says (`down` if it does not answer)."""
-    if len(topo.data_nodes) == 1:
-        return {}
-    states = replication_states(topo)
-    roles = {}
-    for node in topo.data_nodes:
-        state = states.get(node.name)
-        if state is None:
-            roles[node.name] = "down"
-        elif state.role == MASTER:
-            roles[node.name] = MASTER
-        else:
-            roles[node.name] = f"replica of {state.master} (link {'up' if state.link_up else 'down'})"
-    return roles
-
-
-def client_events(ctx: RunContext, obs: Observation) -> list[Event]:
-    """The probe's view of the fault, for the timeline beside the tool's steps and the servers'."""
-    found = []
-    if "fault" in obs.marks:
-        _, effective = obs.marks["fault"]
-        oks = obs.oks()
-        last = [a for a in oks if a.completed <= effective]
-        if last:
-            found.append(Event(last[-1].completed - ctx.t0, f"last ack before the fault (probe:{last[-1].seq})", "client"))
-        failures = [a for a in obs.attempts if a.outcome != OK and a.invoked >= (last[-1].completed if last else 0)]
-        if failures:
-            found.append(Event(failures[0].completed - ctx.t0, f"first failed write: {failures[0].error}", "client"))
-        first = [a for a in oks if a.invoked >= effective]
-        if first:
-            found.append(Event(first[0].completed - ctx.t0, f"first ack after the fault (probe:{first[0].seq})", "client"))
-    if ctx.probe is not None and len(ctx.topo.data_nodes) > 1:
-        current = None
-        for at, port in ctx.probe.connections:
-            node = next((n for n in ctx.topo.nodes if n.host_port == port), None)
-            if node is not None and node.name != current:
-                found.append(Event(at - ctx.t0, f"probe connected to {node.name}", "client"))
-                current = node.name
-    return found
-
-
-def server_events(ctx: RunContext, obs: Observation) -> list[Event]:
-    """Sentinel's events, with the addresses it announces replaced by node names."""
-    ips = {n.ip: n.name for n in ctx.topo.nodes if n.ip}
-
-    def named(text: str) -> str:
-        return " ".join(ips.get(word, _named_address(word, ips)) for word in text.split(" "))
-
-    return [Event(e.at - ctx.t0, f"{e.source}: {named(e.describe())}", "server") for e in obs.server_events]
-
-
-def _named_address(word: str, ips: dict[str, str]) -> str:
-    """`10.213.x.12:6379` -> `redis-2:6379`."""
-    host, _, port = word.rpartition(":")
-    return f"{ips[host]}:{port}" if host in ips else word
+def _marks_the_probe(ctx: RunContext, mark: str, node: Node | None) -> bool:
+    """Whether a fault or restart step is one the probe's metrics should time: not a step on a
+    Sentinel, and a restart only of the node the probe last wrote to (restarting an old master
+    after a failover does not bring the probe's writes back)."""
+    if node is not None and node.is_sentinel:
+        return False
+    if mark == RESTART and node is not None and ctx.probe is not None and ctx.probe.connections:
+        return ctx.probe.connections[-1][1] == node.host_port
+    return True
 
 
 def default_mode(lab: Lab, scenario: Scenario) -> str:

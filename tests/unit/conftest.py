@@ -43,6 +43,16 @@ def persistence_lab():
     return load_lab("persistence")
 
 
+@pytest.fixture(scope="session")
+def sentinel_lab():
+    return load_lab("sentinel")
+
+
+@pytest.fixture(scope="session")
+def replication_lab():
+    return load_lab("replication")
+
+
 # A small valid lab; malformed variants are made by mutating a copy of it.
 # Steps: [0] probe start, [1] wait, [2] kill, [3] start, [4] probe stop.
 MINIMAL_LAB = {

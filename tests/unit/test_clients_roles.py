@@ -10,7 +10,7 @@ import redis
 
 from orchestrator.clients import Remap, Replication, master_by_roles
 from orchestrator.labs import load_lab
-from orchestrator.scenario import server_events
+from orchestrator.observe import server_events
 from orchestrator.sentinel_watch import ServerEvent
 from orchestrator.topology import derive_topology
 

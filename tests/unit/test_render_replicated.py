@@ -8,22 +8,11 @@ import stat
 import pytest
 import yaml
 
-from orchestrator.labs import load_lab
 from orchestrator.render import render_files, render_project
 from orchestrator.topology import DEFAULT_PORT_BASE, derive_topology
 
 RUN = "r1"
 IMAGE = "redis:7.2"
-
-
-@pytest.fixture(scope="module")
-def sentinel_lab():
-    return load_lab("sentinel")
-
-
-@pytest.fixture(scope="module")
-def replication_lab():
-    return load_lab("replication")
 
 
 def _render(lab, scenario: str | None = None, mode: str = "aof-everysec"):

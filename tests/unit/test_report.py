@@ -13,7 +13,8 @@ from orchestrator import report
 from orchestrator.expect import Check
 from orchestrator.labs import Bound
 from orchestrator.metrics import METRICS
-from orchestrator.scenario import Event, Result
+from orchestrator.context import Event
+from orchestrator.scenario import Result
 
 
 def make_result(scenario="kill-restart", mode="rdb", passed=True, lab="persistence", **metrics) -> Result:

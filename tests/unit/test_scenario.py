@@ -7,12 +7,14 @@ import itertools
 
 import pytest
 
-import orchestrator.scenario
+import orchestrator.context
 from orchestrator.errors import ScenarioAborted, UsageError
 from orchestrator.labs import Scenario, Step
 from orchestrator.metrics import Observation
 from orchestrator.probe import FAIL, OK, Attempt, ReadBack
-from orchestrator.scenario import RunContext, client_events, default_mode, modes_to_run, run_steps
+from orchestrator.context import RunContext
+from orchestrator.observe import client_events
+from orchestrator.scenario import default_mode, modes_to_run, run_steps
 from orchestrator.topology import derive_topology
 
 
@@ -36,7 +38,7 @@ class FakeRuntime:
 @pytest.fixture
 def ctx(persistence_lab, monkeypatch):
     snapshots = iter([{"dataset_keys": 42}, {"dataset_keys": 0}])
-    monkeypatch.setattr(orchestrator.scenario, "server_snapshot", lambda node: next(snapshots))
+    monkeypatch.setattr(orchestrator.context, "server_snapshot", lambda node: next(snapshots))
     topo = derive_topology(persistence_lab, "rdb", run_id="t1", image="redis:7.2")
     ticks = itertools.count()
     return RunContext(topo, FakeRuntime(), clock=lambda: float(next(ticks)))

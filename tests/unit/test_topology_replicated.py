@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from orchestrator.labs import Step, load_lab
+from orchestrator.labs import Step
 from orchestrator.topology import (DEFAULT_PORT_BASE, Topology, derive_topology, lab_addresses, project_name,
                                    sentinel_id)
 
@@ -15,16 +15,6 @@ RUN = "r1"
 IMAGE = "redis:7.2"
 DATA = ["redis-1", "redis-2", "redis-3"]
 SENTINELS = ["sentinel-1", "sentinel-2", "sentinel-3"]
-
-
-@pytest.fixture(scope="module")
-def sentinel_lab():
-    return load_lab("sentinel")
-
-
-@pytest.fixture(scope="module")
-def replication_lab():
-    return load_lab("replication")
 
 
 def _topo(lab, scenario: str | None = None, mode: str = "aof-everysec", port_base: int = DEFAULT_PORT_BASE) -> Topology:
