@@ -23,6 +23,10 @@ def validate_lab(lab: Lab) -> int:
             topo = derive_topology(lab, mode, run_id="validate", image="redis", scenario=scenario)
             names = {n.name for n in topo.nodes} | {n.role for n in topo.nodes} | {"old-master"}
             for step in scenario.steps:
+                if step.action == "partition" and not topo.partitionable:
+                    raise LabFileError(lab.path, f"scenarios.{scenario.name}.steps[{step.index}].partition",
+                                       f"a {lab.topology.kind} topology has no network between nodes to cut "
+                                       f"(partition needs kind replication or sentinel)")
                 for target in ACTIONS[step.action].targets(step.args):
                     if target not in names:
                         raise LabFileError(lab.path, f"scenarios.{scenario.name}.steps[{step.index}].{step.action}",

@@ -143,3 +143,11 @@ def test_old_master_accepted_in_replication_lab(write_lab):
         _topology(kind="replication", replicas=1)(d)
         d["scenarios"]["x"]["steps"][3] = {"start": "old-master"}
     assert validate_lab(parse_lab(write_lab(mutate))) == 1
+
+
+def test_partition_in_a_single_node_lab_is_refused_before_anything_runs(write_lab):
+    def partition_step(lab):
+        lab["scenarios"]["x"]["steps"][2] = {"partition": "master"}
+
+    with pytest.raises(LabFileError, match=r"scenarios\.x\.steps\[2\]\.partition: a single topology has no network"):
+        validate_lab(parse_lab(write_lab(partition_step)))
