@@ -83,12 +83,13 @@ def wait_ready(runtime: LabRuntime, topo: Topology, timeout_s: float = READY_TIM
 
 @contextmanager
 def shielded_from_interrupts():
-    """Ignore Ctrl-C while cleaning up, so a second Ctrl-C cannot leave containers behind."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Ignore Ctrl-C and SIGTERM while cleaning up, so a second signal cannot leave containers behind."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _terminate(signum, frame):

@@ -15,7 +15,8 @@ from .context import Event, RunContext
 from .errors import UsageError
 from .expect import Check, check_expectations
 from .labs import Lab, Scenario
-from .lifecycle import RunSettings, bring_up, preflight, prepare, sigterm_as_interrupt, teardown
+from .lifecycle import (RunSettings, bring_up, preflight, prepare, shielded_from_interrupts, sigterm_as_interrupt,
+                        teardown)
 from .metrics import compute_metrics
 from .observe import client_events, final_roles, observe, server_events
 from .paths import state_dir
@@ -117,10 +118,11 @@ def run_scenario(lab: Lab, scenario_name: str, mode: str | None, settings: RunSe
             roles = final_roles(topo)
             phases["read_back"] = time.monotonic() - started - phases["up"] - phases["steps"]
         finally:
-            if ctx is not None:
-                ctx.close()
-            if not settings.keep:
-                phases["teardown"] = teardown(runtime)
+            with shielded_from_interrupts():
+                if ctx is not None:
+                    ctx.close()
+                if not settings.keep:
+                    phases["teardown"] = teardown(runtime)
     metrics = compute_metrics(obs)
     checks = check_expectations(scenario.expectations(mode), metrics)
     events = sorted(ctx.events + client_events(ctx, obs) + server_events(ctx, obs), key=lambda e: e.t)

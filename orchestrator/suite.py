@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import os
+import queue
+import signal
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Callable, Iterable
 
 from .errors import ScenarioAborted
 from .labs import Lab, load_lab
-from .lifecycle import RunSettings
+from .lifecycle import RunSettings, sigterm_as_interrupt
 from .runtime import Engine
 from .scenario import Result, run_scenario
 
@@ -60,34 +63,63 @@ def _run_parallel(runs, settings: RunSettings, on_result, jobs: int) -> list[Res
     order = sorted(range(len(runs)), key=lambda i: -len(runs[i][0].scenarios[runs[i][1]].steps)
                    - 10 * (runs[i][0].topology.replicas + runs[i][0].topology.sentinels))
     context = multiprocessing.get_context("spawn")
-    slots = context.Queue()
+    slots, stop, pids = context.Queue(), context.Event(), context.Queue()
     for slot in range(jobs):
         slots.put(slot)
     results: dict[int, Result] = {}
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_take_slot, initargs=(slots,))
-    try:
-        pending = {pool.submit(_run_in_worker, str(runs[i][0].path), runs[i][1], runs[i][2], settings): i
-                   for i in order}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                index = pending.pop(future)
-                results[index] = future.result()
-                on_result(results[index])
-    finally:
-        # On Ctrl-C every worker gets the signal too and removes its own lab; wait for that.
-        pool.shutdown(wait=True, cancel_futures=True)
+    with sigterm_as_interrupt():
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker,
+                                   initargs=(slots, stop, pids))
+        try:
+            pending = {pool.submit(_run_in_worker, str(runs[i][0].path), runs[i][1], runs[i][2], settings): i
+                       for i in order}
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    index = pending.pop(future)
+                    results[index] = future.result()
+                    on_result(results[index])
+        except BaseException:
+            stop.set()      # runs already handed to a worker are skipped, not started
+            _interrupt_workers(pids)
+            raise
+        finally:
+            # On Ctrl-C every worker gets the signal too and removes its own lab; wait for that.
+            pool.shutdown(wait=True, cancel_futures=True)
     return [results[i] for i in range(len(runs))]
 
 
 _SLOT = 0
+_STOP = None
 
 
-def _take_slot(slots) -> None:
-    global _SLOT
-    _SLOT = slots.get()
+def _start_worker(slots, stop, pids) -> None:
+    global _SLOT, _STOP
+    _SLOT, _STOP = slots.get(), stop
+    pids.put(os.getpid())
 
 
-def _run_in_worker(lab_path: str, scenario: str, mode: str, settings: RunSettings) -> Result:
+def _interrupt_workers(pids) -> None:
+    """Pass an interruption on to the workers (Ctrl-C in a terminal reaches them already; a
+    signal sent to this process alone does not): each removes its lab and stops. A second
+    signal is harmless, since cleanup ignores signals."""
+    while True:
+        try:
+            pid = pids.get_nowait()
+        except queue.Empty:
+            return
+        try:
+            os.kill(pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+
+
+def _run_in_worker(lab_path: str, scenario: str, mode: str, settings: RunSettings) -> Result | None:
+    if _STOP.is_set():
+        return None
     mine = dataclasses.replace(settings, port_base=settings.port_base + _SLOT * PORT_STRIDE)
-    return run_guarded(load_lab(lab_path), scenario, mode, mine)
+    try:
+        return run_guarded(load_lab(lab_path), scenario, mode, mine)
+    except BaseException:
+        _STOP.set()          # interrupted (the lab is already removed): start nothing more
+        raise

@@ -95,7 +95,7 @@ def test_failing_step_cleans_up(image, tmp_path, no_leftovers):
         "      - kill: master\n", "      - wait_for: {condition: exited, timeout: 0.5s}\n"))
     result = CliRunner().invoke(cli, ["--image", image, "--port-base", str(PORT_BASE + 40), "run", str(broken),
                                       "kill-restart"])
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 1, result.output     # a step that cannot complete is a deviation
     assert "was not exited within 0.5 s" in result.output
     assert "Traceback" not in result.output
 
@@ -114,6 +114,32 @@ def test_ctrl_c_removes_the_lab(image, no_leftovers):
     assert proc.returncode == 130, output
     assert "interrupted" in output and "Traceback" not in output
     assert lab_resources(f"{LABEL_LAB}=persistence") == []
+
+
+def test_sigterm_to_a_parallel_verify_removes_every_lab(image, no_leftovers):
+    """SIGTERM to the main process alone (a CI timeout): it passes the signal on to its
+    workers, each removes its lab, and nothing queued starts."""
+    argv = [sys.executable, "-m", "orchestrator.cli", "--image", image, "--port-base", str(PORT_BASE + 90),
+            "verify", "replication", "--jobs", "2"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while len({c.split("-")[2] for c in _containers("replication")}) < 2:   # two runs started
+        assert time.monotonic() < deadline and proc.poll() is None, "two labs never ran at once"
+        time.sleep(0.05)
+    time.sleep(1.0)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, output
+    assert time.monotonic() - started < 15, "the workers did not stop at once"
+    assert lab_resources(f"{LABEL_LAB}=replication") == []
+
+
+def _containers(lab: str) -> list[str]:
+    done = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}", "--filter", f"label={LABEL_LAB}={lab}"],
+                          capture_output=True, text=True, check=True)
+    return done.stdout.split()
 
 
 def test_verify_own_lab_file_writes_junit_and_json(image, tmp_path, no_leftovers):
