@@ -118,8 +118,8 @@ CONDITIONS = ("ready", "exited", "new_master", "replicas_synced")
 
 
 @action("wait_for", "poll until a node is ready (answers PING, dataset loaded) or has exited; until a node other "
-                    "than the old master is master (new_master); until every data node that answers replicates "
-                    "the master with its link up (replicas_synced)",
+                    "than the old master is master (new_master); until every data node the scenario has not "
+                    "left down replicates the master with its link up (replicas_synced)",
         durations=("timeout",), choices={"condition": CONDITIONS})
 def wait_for(ctx: RunContext, condition, target="master", timeout="30s"):
     limit = parse_duration(timeout)

@@ -116,7 +116,8 @@ def list_labs(show_actions, show_metrics):
                             maxcolwidths=[None, 30, 60]))
         click.echo()
     if show_actions:
-        click.echo(tabulate([(a.usage(), a.summary) for a in ACTIONS.values()], headers=["action", "what it does"]))
+        click.echo(tabulate([(a.usage(), a.summary) for a in ACTIONS.values()], headers=["action", "what it does"],
+                            maxcolwidths=[None, 70]))
         click.echo()
     if show_metrics:
         click.echo(tabulate([(m.name, m.unit, m.short) for m in METRICS.values()], headers=["metric", "unit", "meaning"]))

@@ -27,7 +27,6 @@ class Event:
         return {"t": round(self.t, 3), "what": self.what, "source": self.source}
 
 
-
 OLD_MASTER = "old-master"   # target: the node that was master when the first fault struck
 
 

@@ -150,10 +150,10 @@ def format_verify(results: list[Result]) -> str:
         if r.error:
             failed.append(f"aborted: {r.error}")
         rows.append((r.lab, r.scenario, r.mode, verdict(r.passed), _value(r.metrics.get("acked")),
-                     _value(r.metrics.get("lost")), _value(r.metrics.get("unavailable_s")), f"{r.duration_s:.1f}",
-                     "; ".join(failed)))
-    table = tabulate(rows, headers=["lab", "scenario", "mode", "verdict", "acked", "lost", "unavailable_s", "took_s",
-                                    "deviation"], tablefmt="simple", disable_numparse=True)
+                     _value(r.metrics.get("lost")), _value(r.metrics.get("unavailable_s")),
+                     _value(r.metrics.get("failover_s")), f"{r.duration_s:.1f}", "; ".join(failed)))
+    table = tabulate(rows, headers=["lab", "scenario", "mode", "verdict", "acked", "lost", "unavailable_s", "failover_s",
+                                    "took_s", "deviation"], tablefmt="simple", disable_numparse=True)
     passed = sum(r.passed for r in results)
     total_s = sum(r.duration_s for r in results)
     return f"{table}\n\n{passed} passed, {len(results) - passed} failed in {total_s:.1f} s of scenario time"
