@@ -12,12 +12,14 @@ node that was master when the first fault struck.
 from __future__ import annotations
 
 import inspect
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 import redis
 
 from .clients import admin_client, current_master, is_ready, replication_states, server_info, wait_until
+from .cluster import cluster_nodes, majority_view, not_yet_formed, shards
 from .errors import ScenarioAborted
 from .labs import parse_duration
 from .topology import REDIS_PORT
@@ -114,22 +116,29 @@ def wait(ctx: RunContext, duration):
     ctx.sleep(parse_duration(duration))
 
 
-CONDITIONS = ("ready", "exited", "new_master", "replicas_synced")
+CONDITIONS = ("ready", "exited", "new_master", "replicas_synced", "cluster_ok")
 
 
 @action("wait_for", "poll until a node is ready (answers PING, dataset loaded) or has exited; until a node other "
                     "than the old master is master (new_master); until every data node the scenario has not "
-                    "left down replicates the master with its link up (replicas_synced)",
+                    "left down replicates the master with its link up (replicas_synced); until every cluster node "
+                    "that is up says cluster_state:ok and all agree on the slot map (cluster_ok)",
         durations=("timeout",), choices={"condition": CONDITIONS})
 def wait_for(ctx: RunContext, condition, target="master", timeout="30s"):
     limit = parse_duration(timeout)
+    if condition == "cluster_ok":
+        if not wait_until(lambda: not_yet_formed(ctx.topo, ctx.cluster_up()) is None, limit):
+            raise ScenarioAborted(f"the cluster was not ok within {limit:g} s: {not_yet_formed(ctx.topo, ctx.cluster_up())}")
+        view, _, _ = majority_view(ctx.topo, ctx.cluster_up())
+        ctx.event("cluster ok: " + "; ".join(f"{s.master} serves {_ranges(s.slots)}" for s in shards(view)))
+        return
     if condition in ("new_master", "replicas_synced"):
         check, name = (_new_master_ready, "a new master") if condition == "new_master" else (_replicas_synced, "in sync")
         if not wait_until(lambda: check(ctx), limit):
             roles = ", ".join(f"{n}: {s.role}" + (f" of {s.master}" if s.master else "")
                               for n, s in replication_states(ctx.topo).items())
             raise ScenarioAborted(f"no {condition.replace('_', ' ')} within {limit:g} s", f"roles now: {roles or 'none answers'}")
-        ctx.event(f"{condition.replace('_', ' ')}: {current_master(ctx.topo)} is master")
+        ctx.event(f"{condition.replace('_', ' ')}: {ctx.resolve('master').name} is master")
         return
     node = ctx.resolve(target)
     if condition == "ready":
@@ -145,8 +154,12 @@ def wait_for(ctx: RunContext, condition, target="master", timeout="30s"):
 
 
 def _new_master_ready(ctx: RunContext) -> bool:
-    name = current_master(ctx.topo)
     old = ctx.resolve("old-master").name
+    if ctx.topo.kind == "cluster":
+        # most nodes name another master for the old master's first slot
+        node = ctx.resolve("master")
+        return node is not None and node.name != old
+    name = current_master(ctx.topo)
     if name is None or name == old:
         return False
     states = replication_states(ctx.topo)
@@ -258,11 +271,19 @@ def wipe_volume(ctx: RunContext, target):
     ctx.runtime.remove(ctx.resolve(target))
 
 
-@action("start", "start a node again (recreated from the compose file if it was removed)", mark=RESTART)
+@action("start", "start a node again (recreated from the compose file if it was removed); `start: down` "
+                 "starts every node the scenario left down", mark=RESTART)
 def start(ctx: RunContext, target):
-    node = ctx.resolve(target)
-    ctx.runtime.start(node)
-    ctx.down.discard(node.name)
+    nodes = [ctx.topo.node(name) for name in sorted(ctx.down)] if target == ALL_DOWN else [ctx.resolve(target)]
+    for node in nodes:
+        ctx.last_resolved = node
+        ctx.runtime.start(node)
+        ctx.down.discard(node.name)
+    if target == ALL_DOWN:
+        ctx.event(f"started {', '.join(n.name for n in nodes) or 'nothing (no node was down)'}")
+
+
+ALL_DOWN = "down"   # `start: down` starts every node the scenario killed or stopped
 
 
 # ------------------------------------------------------------------ AOF surgery
@@ -312,3 +333,93 @@ def server_snapshot(node) -> dict:
     return {"dataset_keys": keyspace.get("keys", 0) if info else None,
             "dataset_bytes": info.get("used_memory_dataset"),
             "rdb_changes_since_last_save": info.get("rdb_changes_since_last_save")}
+
+
+def _ranges(slots) -> str:
+    return ",".join(f"{a}-{b}" if a != b else str(a) for a, b in slots)
+
+
+# ------------------------------------------------------------------ cluster slots
+
+@action("reshard", "move a fraction of a master's slots to the master of the next shard, under load "
+                   "(redis-cli --cluster reshard inside the lab network)")
+def reshard(ctx: RunContext, target="master", fraction=0.33):
+    if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0 < fraction < 1:
+        raise ScenarioAborted(f"reshard: fraction must be a number between 0 and 1, not {fraction!r}")
+    source = ctx.resolve(target)
+    view, _, _ = majority_view(ctx.topo, ctx.cluster_up())
+    layout = shards(view)
+    index = next((i for i, shard in enumerate(layout) if shard.master == source.name), None)
+    if index is None:
+        raise ScenarioAborted(f"reshard: {source.name} is not a master serving slots")
+    destination = layout[(index + 1) % len(layout)].master
+    ids = {n.name: n.id for n in view}
+    count = max(1, round(fraction * sum(b - a + 1 for a, b in layout[index].slots)))
+    _move_slots(ctx, view, ["reshard", f"{source.ip}:{REDIS_PORT}", "--cluster-from", ids[source.name],
+                            "--cluster-to", ids[destination], "--cluster-slots", str(count)],
+                f"{count} slots from {source.name} to {destination}")
+
+
+@action("add_node", "add an empty node to the cluster as a master (redis-cli --cluster add-node)")
+def add_node(ctx: RunContext, target):
+    node = ctx.resolve(target)
+    if node in ctx.in_cluster:
+        raise ScenarioAborted(f"add_node: {node.name} is already in the cluster")
+    known = ctx.cluster_up()[0]
+    ctx.runtime.exec(known, ["redis-cli", "--cluster", "add-node", f"{node.ip}:{REDIS_PORT}", f"{known.ip}:{REDIS_PORT}"])
+    ctx.in_cluster.append(node)
+    # every node must know the new one, and the new one the slot map, before slots can move to it
+    def joined() -> bool:
+        return (all(any(n.name == node.name for n in (cluster_nodes(m, ctx.topo) or [])) for m in ctx.cluster_up())
+                and not_yet_formed(ctx.topo, ctx.cluster_up()) is None)
+
+    if not wait_until(joined, 30):
+        raise ScenarioAborted(f"{node.name} had not joined within 30 s: {not_yet_formed(ctx.topo, ctx.cluster_up())}")
+    ctx.event(f"{node.name} joined the cluster as a master with no slots")
+
+
+@action("rebalance", "spread the slots evenly over the masters, empty ones included (redis-cli --cluster rebalance "
+                     "--cluster-use-empty-masters)")
+def rebalance(ctx: RunContext):
+    view, _, _ = majority_view(ctx.topo, ctx.cluster_up())
+    first = ctx.cluster_up()[0]
+    _move_slots(ctx, view, ["rebalance", f"{first.ip}:{REDIS_PORT}", "--cluster-use-empty-masters"], "rebalance")
+
+
+def _move_slots(ctx: RunContext, before_view, arguments: list[str], what: str) -> None:
+    """Run a redis-cli --cluster command that moves slots; record slots_moved, keys_moved and
+    move_s from the slot maps before and after."""
+    before = _owners(before_view)
+    started = time.monotonic()
+    ctx.runtime.exec(ctx.cluster_up()[0], ["redis-cli", "--cluster", *arguments, "--cluster-yes"])
+    ctx.server["move_s"] = round(time.monotonic() - started, 3)
+    if not wait_until(lambda: not_yet_formed(ctx.topo, ctx.cluster_up()) is None, 30):
+        raise ScenarioAborted(f"after {what} the nodes did not agree within 30 s: "
+                              f"{not_yet_formed(ctx.topo, ctx.cluster_up())}")
+    after_view, _, _ = majority_view(ctx.topo, ctx.cluster_up())
+    after = _owners(after_view)
+    moved = [slot for slot, owner in after.items() if before.get(slot) != owner]
+    ctx.server["slots_moved"] = len(moved)
+    ctx.server["keys_moved"] = _keys_in_slots(ctx, moved, after)
+    ctx.event(f"{what}: {len(moved)} slots moved in {ctx.server['move_s']:g} s; "
+              f"{ctx.server['keys_moved']} keys in them now")
+
+
+def _owners(view) -> dict[int, str]:
+    return {slot: n.name for n in view if n.role == "master" for a, b in n.slots for slot in range(a, b + 1)}
+
+
+def _keys_in_slots(ctx: RunContext, slots: list[int], owners: dict[int, str]) -> int:
+    """CLUSTER COUNTKEYSINSLOT on each slot's master, pipelined per master."""
+    total = 0
+    for master in set(owners[slot] for slot in slots):
+        client = admin_client(ctx.topo.node(master), timeout_s=10)
+        try:
+            pipe = client.pipeline(transaction=False)
+            for slot in slots:
+                if owners[slot] == master:
+                    pipe.execute_command("CLUSTER", "COUNTKEYSINSLOT", slot)
+            total += sum(int(n) for n in pipe.execute())
+        finally:
+            client.close()
+    return total

@@ -11,7 +11,8 @@ from .actions import server_snapshot
 from .clients import (LabSentinel, current_master, master_connection, probe_connection, replication_states,
                       sentinel_connection)
 from .errors import ScenarioAborted
-from .probe import Probe
+from .cluster import cluster_client, majority_view, members, redirect_count, shards
+from .probe import ClusterProbe, Probe
 from .runtime import LabRuntime
 from .sentinel_watch import SentinelWatch
 from .topology import MASTER, REPLICA, SENTINEL, Node, Topology
@@ -50,6 +51,7 @@ class RunContext:
         self.down: set[str] = set()     # data nodes the scenario killed or stopped and has not started
         self.watch: SentinelWatch | None = None
         self.sentinel: LabSentinel | None = None
+        self.in_cluster: list[Node] = members(topo) if topo.kind == "cluster" else []   # grows with add_node
 
     def event(self, what: str, source: str = "tool", at: float | None = None) -> None:
         self.events.append(Event(t=(self.clock() if at is None else at) - self.t0, what=what, source=source))
@@ -71,6 +73,8 @@ class RunContext:
             return self.old_master or self.topo.data_nodes[0]
         if role not in (MASTER, REPLICA):
             return None
+        if self.topo.kind == "cluster":
+            return self._in_first_shard(role)
         if len(self.topo.data_nodes) == 1:
             return self.topo.data_nodes[0] if role == MASTER else None
         master = current_master(self.topo)
@@ -81,6 +85,19 @@ class RunContext:
                     and states[n.name].master == master]
         return (replicas or self.topo.with_role(REPLICA) or [None])[0]
 
+    def cluster_up(self) -> list[Node]:
+        """The cluster's nodes that the scenario has not left down."""
+        return [n for n in self.in_cluster if n.name not in self.down]
+
+    def _in_first_shard(self, role: str) -> Node | None:
+        """In a cluster, `master` is the master serving slot 0 now and `replica` one of its replicas."""
+        view, _, _ = majority_view(self.topo, self.cluster_up())
+        if view is None:
+            return None
+        first = shards(view)[0]
+        names = [first.master] if role == MASTER else list(first.replicas)
+        return self.topo.node(names[0]) if names else None
+
     def sleep(self, seconds: float) -> None:
         self.waited_s += seconds
         time.sleep(seconds)
@@ -88,10 +105,11 @@ class RunContext:
     def note_fault_target(self, node: Node) -> None:
         """Before the first fault: remember the master and record server-reported dataset
         figures of the node about to be hit."""
-        if "fault" not in self.marks and not self.server:
+        if "fault" not in self.marks and "fault_target" not in self.server:
             self.old_master = self.resolve(MASTER) if len(self.topo.data_nodes) > 1 else node
             self.last_resolved = node
             self.server.update(server_snapshot(node))
+            self.server["fault_target"] = node.name
 
     def start_probe(self, wait_replicas: int = 0, wait_timeout_ms: int = 100) -> None:
         """Start writing. With Sentinels the probe finds the master through redis-py's Sentinel
@@ -100,7 +118,13 @@ class RunContext:
         if self.probe is not None:
             raise ScenarioAborted("the probe was already started")
         topo = self.topo
-        if topo.sentinels:
+        probe_class = Probe
+        if topo.kind == "cluster":
+            view, _, _ = majority_view(topo, self.cluster_up())
+            self.server["shards_at_start"] = shards(view)
+            self.server["redirects_at_start"] = redirect_count(self.cluster_up())
+            connect, self.probe_via, probe_class = (lambda: cluster_client(topo)), "through RedisCluster", ClusterProbe
+        elif topo.sentinels:
             self.sentinel = LabSentinel(topo)
             connect, self.probe_via = (lambda: sentinel_connection(self.sentinel)), "through Sentinel"
         elif len(topo.data_nodes) > 1:
@@ -108,8 +132,8 @@ class RunContext:
         else:
             node = topo.data_nodes[0]
             connect, self.probe_via = (lambda: probe_connection(node)), f"to {node.name}"
-        self.probe = Probe(connect, run_id=topo.run_id, clock=self.clock,
-                           wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms)
+        self.probe = probe_class(connect, run_id=topo.run_id, clock=self.clock,
+                                 wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms)
         self.probe.start()
         confirm = f", each write confirmed by WAIT {wait_replicas} {wait_timeout_ms}" if wait_replicas else ""
         self.event(f"probe starts writing {self.probe_via}{confirm}")

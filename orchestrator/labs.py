@@ -19,7 +19,7 @@ from .errors import LabFileError, UsageError
 from .paths import LABS_DIR
 
 PERSISTENCE_MODES = ("none", "rdb", "aof-everysec", "aof-always", "rdb+aof")
-TOPOLOGY_KINDS = ("single", "replication", "sentinel")
+TOPOLOGY_KINDS = ("single", "replication", "sentinel", "cluster")
 # Sentinel settings a lab file may give (per monitored master), with Redis' own defaults
 # replaced by lab-friendly ones where they only shorten waits.
 SENTINEL_SETTINGS = ("quorum", "down-after-milliseconds", "failover-timeout", "parallel-syncs")
@@ -106,8 +106,9 @@ class TopologySpec:
     modes: tuple[str, ...]
     save: str
     config: Mapping[str, Any]      # redis.conf settings for every data node
-    replicas: int = 0              # replicas of the master (replication, sentinel)
+    replicas: int = 0              # replicas of the master (replication, sentinel); of each master (cluster)
     sentinels: int = 0             # Sentinel processes (sentinel)
+    masters: int = 1               # masters, each serving a share of the slots (cluster)
     sentinel: Mapping[str, str] = field(default_factory=dict)  # SENTINEL_SETTINGS given by the file
 
 
@@ -232,7 +233,7 @@ class _Parser:
     def topology(self, raw) -> TopologySpec:
         key = "topology"
         raw = self.mapping(raw, key, {"kind", "persistence", "modes", "save", "config", "replicas", "sentinels",
-                                      "sentinel"}, ("kind",))
+                                      "sentinel", "masters"}, ("kind",))
         kind = raw["kind"]
         if kind not in TOPOLOGY_KINDS:
             self.fail(f"{key}.kind", f"unknown topology kind {kind!r} (known: {', '.join(TOPOLOGY_KINDS)})")
@@ -243,8 +244,12 @@ class _Parser:
         save = raw.get("save", "3600 1 300 100 60 10000")
         if not isinstance(save, str) or not re.fullmatch(r"(\s*\d+\s+\d+)+\s*", save):
             self.fail(f"{key}.save", "save points are pairs of numbers: \"<seconds> <changes> ...\"")
-        replicas = self.size(raw, "replicas", kind, {"replication", "sentinel"}, default=2, most=5)
+        replicas = self.size(raw, "replicas", kind, {"replication", "sentinel", "cluster"},
+                             default=1 if kind == "cluster" else 2, most=5)
         sentinels = self.size(raw, "sentinels", kind, {"sentinel"}, default=3, most=7)
+        masters = self.size(raw, "masters", kind, {"cluster"}, default=3, most=5) or 1
+        if kind == "cluster" and masters < 3:
+            self.fail(f"{key}.masters", "a Redis Cluster needs at least 3 masters (a majority must be able to vote)")
         sentinel = {}
         if "sentinel" in raw:
             if kind != "sentinel":
@@ -259,7 +264,7 @@ class _Parser:
                 self.fail(f"{key}.sentinel.quorum", f"must be a whole number from 1 to {sentinels} (the number of Sentinels)")
         return TopologySpec(kind=kind, persistence=persistence, modes=modes, save=save.strip(),
                             config=self.config(raw.get("config"), f"{key}.config"),
-                            replicas=replicas, sentinels=sentinels, sentinel=sentinel)
+                            replicas=replicas, sentinels=sentinels, sentinel=sentinel, masters=masters)
 
     def size(self, raw: dict, name: str, kind: str, kinds: set[str], default: int, most: int) -> int:
         """A node count: allowed only for `kinds`, a whole number from 1 to `most`."""

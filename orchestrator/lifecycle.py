@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .clients import is_ready, not_yet_settled, wait_until
+from .cluster import create_cluster, not_yet_formed
 from .errors import EnvironmentProblem, RuntimeFailure, UsageError
 from .render import render_project
 from .runtime import Engine, LabRuntime
@@ -76,8 +77,13 @@ def wait_ready(runtime: LabRuntime, topo: Topology, timeout_s: float = READY_TIM
             raise RuntimeFailure(f"{node.name} did not become ready within {timeout_s:g} s "
                                  f"(container {state}, exit code {code})",
                                  f"last log lines: {logs or '(none)'}")
-    if len(topo.nodes) > 1 and not wait_until(lambda: not_yet_settled(topo) is None, timeout_s):
-        raise RuntimeFailure(f"lab {topo.lab} did not settle within {timeout_s:g} s: {not_yet_settled(topo)}",
+    if topo.kind == "cluster":
+        create_cluster(runtime, topo)
+        settled = not_yet_formed
+    else:
+        settled = not_yet_settled
+    if len(topo.nodes) > 1 and not wait_until(lambda: settled(topo) is None, timeout_s):
+        raise RuntimeFailure(f"lab {topo.lab} did not settle within {timeout_s:g} s: {settled(topo)}",
                              "see `docker logs` of the nodes (`lab up` keeps the lab for a look)")
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable
 
+from .cluster import shard_of_key
 from .probe import FAIL, INFO, OK, Attempt, ReadBack
 from .sentinel_watch import ServerEvent
 
@@ -195,36 +196,45 @@ def lost_window_s(obs: Observation):
     return round(lost_attempts[-1].completed - lost_attempts[0].invoked, 3)
 
 
+NEW_MASTER_EVENTS = ("+switch-master", "failover-won")   # Sentinel's announcement; a cluster replica's log
+
+
 def switches(obs: Observation) -> list[ServerEvent]:
-    """+switch-master events, one per failover. Every Sentinel announces the same switch with
-    the same text, so a message that repeats the previous switch's text is the same failover;
-    a switch back and forth (A to B, B to A) counts twice."""
+    """One event per failover. Every Sentinel announces the same +switch-master with the same
+    text, so a message repeating the previous switch's text is the same failover (a switch back
+    and forth counts twice). In a cluster the replica that won the election logs it once."""
     found: list[ServerEvent] = []
     for event in obs.server_events:
-        if event.name == "+switch-master" and (not found or event.detail != found[-1].detail):
+        if event.name not in NEW_MASTER_EVENTS:
+            continue
+        key = (event.name, event.detail) if event.name == "+switch-master" else None
+        if key is None or not found or key != (found[-1].name, found[-1].detail):
             found.append(event)
     return found
 
 
-@metric("failover_s", "s", "fault to Sentinel's first +switch-master (detection, election, promotion)")
+@metric("failover_s", "s", "fault to the new master's announcement (Sentinel's +switch-master, or a cluster "
+                           "replica winning its election)")
 def failover_s(obs: Observation):
     """From the fault step taking effect to the first +switch-master any Sentinel published
-    (read from Sentinel's pub/sub channel of that name as the run went on): down-after-milliseconds,
-    agreement (+odown), leader election and the promotion of a replica. None without Sentinel
-    or without a failover."""
+    (read from Sentinel's pub/sub channel as the run went on), or in a cluster to the first
+    "Failover election won" a replica logged (Docker's timestamp of that log line): detection
+    (down-after-milliseconds / cluster-node-timeout), agreement, election and promotion. None
+    without a failover."""
     if "fault" not in obs.marks:
         return None
     _, effective = obs.marks["fault"]
-    after = [e.at for e in obs.server_events if e.name == "+switch-master" and e.at >= effective]
+    after = [e.at for e in obs.server_events if e.name in NEW_MASTER_EVENTS and e.at >= effective]
     return round(after[0] - effective, 3) if after else None
 
 
-@metric("failovers", "count", "failovers Sentinel announced (distinct +switch-master); more than one is an anomaly")
+@metric("failovers", "count", "failovers announced (distinct +switch-master, or elections won); more than one "
+                              "for one fault is an anomaly")
 def failovers(obs: Observation):
-    """Distinct +switch-master messages published by the Sentinels during the run (each failover
-    is announced by every Sentinel with the same text). One fault should cause one failover; a
-    second one means Sentinel failed over again, which can lose acknowledged writes."""
-    if not obs.server.get("sentinels_watched"):
+    """Sentinel: distinct +switch-master messages during the run (each failover is announced by every
+    Sentinel with the same text). Cluster: "Failover election won" lines in the nodes' logs. One
+    fault should cause one failover; a second one can lose acknowledged writes."""
+    if not obs.server.get("failover_watch"):
         return None
     return len(switches(obs))
 
@@ -243,6 +253,120 @@ def max_node_kept(obs: Observation):
     return obs.server.get("max_node_kept")
 
 
+def _shard_gaps(obs: Observation) -> dict[int, float] | None:
+    """Per shard (index in the slot order at probe start): its longest outage after the fault
+    took effect, from its last acknowledged write before a failed one to its next acknowledged
+    write (or to the probe's stop if none came). Gaps without a failed write of that shard do
+    not count: the one-connection-at-a-time probe was then busy with other shards' keys."""
+    layout = obs.server.get("shards_at_start")
+    if not layout or "fault" not in obs.marks or obs.probe_window is None:
+        return None
+    _, effective = obs.marks["fault"]
+    last_ok: dict[int, float] = {}
+    failed: set[int] = set()
+    gaps: dict[int, float] = {i: 0.0 for i in range(len(layout))}
+    for attempt in obs.attempts:
+        shard = shard_of_key(f"probe:{attempt.seq}", layout)
+        if shard is None:
+            continue
+        if attempt.outcome != OK:
+            failed.add(shard)
+            continue
+        if shard in failed and shard in last_ok and attempt.completed > effective:
+            gaps[shard] = max(gaps[shard], attempt.completed - last_ok[shard])
+        failed.discard(shard)
+        last_ok[shard] = attempt.completed
+    stopped = obs.probe_window[1]
+    for shard in failed:
+        if shard in last_ok and stopped is not None:
+            gaps[shard] = max(gaps[shard], stopped - last_ok[shard])
+    return gaps
+
+
+def _affected_shard(obs: Observation) -> int | None:
+    layout = obs.server.get("shards_at_start") or []
+    target = obs.server.get("fault_target")
+    return next((i for i, shard in enumerate(layout) if shard.master == target or target in shard.replicas), None)
+
+
+@metric("shard_unavailable_s", "s", "cluster: longest wait for an ack on the faulted node's shard")
+def shard_unavailable_s(obs: Observation):
+    """In a cluster, the keys of the shard whose node was faulted (by the slot map at probe start):
+    the longest time from its last acknowledged write before a failed one to its next
+    acknowledged write, after the fault took effect. The probe writes keys spread over all
+    slots, one at a time, so each shard's figure has the resolution of its write rate."""
+    gaps, affected = _shard_gaps(obs), _affected_shard(obs)
+    return None if gaps is None or affected is None else round(gaps[affected], 3)
+
+
+@metric("other_shards_unavailable_s", "s", "cluster: the same for the other shards (the longest of them)")
+def other_shards_unavailable_s(obs: Observation):
+    """Like shard_unavailable_s, for every other shard; the largest (0 if none of their writes
+    failed). With cluster-require-full-coverage yes they refuse writes (CLUSTERDOWN) while any
+    slot is uncovered."""
+    gaps, affected = _shard_gaps(obs), _affected_shard(obs)
+    if gaps is None:
+        return None
+    others = [gap for i, gap in gaps.items() if i != affected]
+    return round(max(others), 3) if others else None
+
+
+@metric("clusterdown_errors", "attempts", "cluster: writes refused with CLUSTERDOWN")
+def clusterdown_errors(obs: Observation):
+    """Probe attempts answered -CLUSTERDOWN (the node knows a slot is uncovered, or it is on the
+    minority side of a partition)."""
+    if not obs.server.get("shards_at_start"):
+        return None
+    return sum(1 for a in obs.attempts if a.error == "CLUSTERDOWN")
+
+
+@metric("redirects", "replies", "cluster: MOVED and ASK replies the nodes sent during the run")
+def redirects(obs: Observation):
+    """The rise of errorstat_MOVED + errorstat_ASK (INFO errorstats) summed over the cluster's
+    nodes from the probe's start to the end: redirects the client followed. A node restarted
+    during the run starts counting again, so after a kill this is a lower bound."""
+    return obs.server.get("redirects")
+
+
+@metric("nodes_agreeing", "nodes", "cluster: nodes that share one slot map at the end")
+def nodes_agreeing(obs: Observation):
+    """After recovery, CLUSTER NODES from every cluster node that is up; the number whose slot
+    map (ranges and their masters) is the one most of them share."""
+    return obs.server.get("nodes_agreeing")
+
+
+@metric("master_slots_min", "slots", "cluster: fewest slots any master serves at the end")
+def master_slots_min(obs: Observation):
+    """From the agreed slot map at the end."""
+    return obs.server.get("master_slots_min")
+
+
+@metric("master_slots_max", "slots", "cluster: most slots any master serves at the end")
+def master_slots_max(obs: Observation):
+    """From the agreed slot map at the end."""
+    return obs.server.get("master_slots_max")
+
+
+@metric("slots_moved", "slots", "cluster: slots a reshard or rebalance step moved")
+def slots_moved(obs: Observation):
+    """Slots whose master differs between the slot maps read right before and right after the
+    reshard/rebalance step (CLUSTER NODES)."""
+    return obs.server.get("slots_moved")
+
+
+@metric("keys_moved", "keys", "cluster: keys in the moved slots right after the move")
+def keys_moved(obs: Observation):
+    """CLUSTER COUNTKEYSINSLOT for every moved slot on its new master right after the step: the
+    keys migrated plus those the probe wrote there meanwhile."""
+    return obs.server.get("keys_moved")
+
+
+@metric("move_s", "s", "cluster: how long the reshard or rebalance step took")
+def move_s(obs: Observation):
+    """Wall time of the redis-cli --cluster reshard/rebalance command, run inside the lab network."""
+    return obs.server.get("move_s")
+
+
 _LOAD_LINE = re.compile(r"DB loaded from (?:disk|append only file): ([0-9.]+) seconds")
 
 
@@ -250,6 +374,29 @@ def parse_server_load_s(log: str) -> float | None:
     """The last load time a Redis log reports, in seconds."""
     found = _LOAD_LINE.findall(log)
     return float(found[-1]) if found else None
+
+
+def shard_rows(obs: Observation) -> list[dict]:
+    """Per shard of the slot map at probe start: its master then, slots, acked, lost, errors and
+    the longest wait for an ack after the fault (see shard_unavailable_s). [] outside a cluster."""
+    layout = obs.server.get("shards_at_start")
+    if not layout:
+        return []
+    gaps = _shard_gaps(obs) or {}
+    lost_set = set(obs.readback.lost)
+    rows = [{"shard": i, "master_at_start": shard.master, "replicas": list(shard.replicas),
+             "slots": sum(b - a + 1 for a, b in shard.slots), "acked": 0, "lost": 0, "errors": 0,
+             "longest_gap_s": round(gaps[i], 3) if i in gaps else None} for i, shard in enumerate(layout)]
+    for attempt in obs.attempts:
+        shard = shard_of_key(f"probe:{attempt.seq}", layout)
+        if shard is None:
+            continue
+        if attempt.outcome == OK:
+            rows[shard]["acked"] += 1
+            rows[shard]["lost"] += attempt.seq in lost_set
+        else:
+            rows[shard]["errors"] += 1
+    return rows
 
 
 def compute_metrics(obs: Observation) -> dict[str, float | int | None]:

@@ -4,7 +4,10 @@ the client's view of the fault) for the metrics and the timeline."""
 
 from __future__ import annotations
 
+import time
+
 from .clients import admin_client, is_ready, replication_states, wait_until
+from .cluster import cluster_client, log_events, majority_view, not_yet_formed, redirect_count, shards
 from .context import Event, RunContext
 from .errors import ScenarioAborted
 from .metrics import Observation, parse_server_load_s
@@ -22,6 +25,8 @@ def observe(ctx: RunContext) -> Observation:
         raise ScenarioAborted("the scenario never started the probe", "add `- probe: start` to its steps")
     ctx.stop_probe()
     topo = ctx.topo
+    if topo.kind == "cluster":
+        return _observe_cluster(ctx, probe)
     master = _final_master(ctx)
     reader = admin_client(master, timeout_s=10)
     try:
@@ -38,7 +43,7 @@ def observe(ctx: RunContext) -> Observation:
         ctx.server["final_master"] = master.name
     if ctx.watch is not None:
         ctx.watch.stop()
-        ctx.server["sentinels_watched"] = len(topo.sentinels)
+        ctx.server["failover_watch"] = "sentinel"
     return Observation(attempts=probe.attempts, readback=readback, marks=ctx.marks,
                        probe_window=(probe.started_at, probe.stopped_at), server=ctx.server,
                        server_events=ctx.watch.events if ctx.watch else [])
@@ -134,3 +139,37 @@ def _named_address(word: str, ips: dict[str, str]) -> str:
     """`10.213.x.12:6379` -> `redis-2:6379`."""
     host, _, port = word.rpartition(":")
     return f"{ips[host]}:{port}" if host in ips else word
+
+
+def _observe_cluster(ctx: RunContext, probe: Probe) -> Observation:
+    """Wait until the cluster is ok again, read every key back through RedisCluster (each from the
+    master of its slot), and gather the cluster's own figures: its events from the nodes' logs,
+    the redirects the nodes sent, and the slot map every node agrees on."""
+    topo, up = ctx.topo, ctx.cluster_up()
+    if not wait_until(lambda: not_yet_formed(topo, up) is None, READ_BACK_READY_TIMEOUT_S):
+        raise ScenarioAborted(f"the cluster was not ok for the read-back within {READ_BACK_READY_TIMEOUT_S:g} s: "
+                              f"{not_yet_formed(topo, up)}")
+    client = cluster_client(topo)
+    try:
+        readback = probe.read_back(_ClusterReader(client))
+    finally:
+        client.close()
+    view, agreeing, _ = majority_view(topo, up)
+    counts = [sum(b - a + 1 for a, b in shard.slots) for shard in shards(view)]
+    ctx.server.update(nodes_agreeing=agreeing, master_slots_min=min(counts), master_slots_max=max(counts),
+                      redirects=redirect_count(up) - ctx.server.get("redirects_at_start", 0),
+                      failover_watch="cluster")
+    names = {n.id: n.name for n in view}
+    events = log_events(ctx.runtime, topo, names, time.time() - time.monotonic(), since=ctx.t0)
+    return Observation(attempts=probe.attempts, readback=readback, marks=ctx.marks,
+                       probe_window=(probe.started_at, probe.stopped_at), server=ctx.server, server_events=events)
+
+
+class _ClusterReader:
+    """Probe.read_back reads with mget; in a cluster the keys live on several masters."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def mget(self, keys):
+        return self._client.mget_nonatomic(keys)

@@ -191,6 +191,42 @@ class Probe:
         )
 
 
+class ClusterProbe(Probe):
+    """The same workload through redis-py's RedisCluster, which routes each key to the master of
+    its slot and follows MOVED/ASK redirects and TRYAGAIN itself (that is the client behaviour
+    the cluster labs show); its retries on errors are off, so every failed attempt is recorded.
+
+    Outcomes: a CLUSTERDOWN or other error reply is `fail`; a refused connection is `fail`
+    (nothing was sent); a timeout or reset after sending is `info`."""
+
+    def _write_loop(self) -> None:
+        clock, record, stop = self._clock, self._records.append, self._stop
+        client = None
+        seq = 0
+        while not stop.is_set():
+            seq += 1
+            invoked = clock()
+            try:
+                if client is None:
+                    client = self._connect()
+                client.set(self.key_for(seq), self.value_for(seq))
+                record((seq, invoked, clock(), OK, ""))
+                continue
+            except redis.exceptions.ClusterDownError:
+                record((seq, invoked, clock(), FAIL, "CLUSTERDOWN"))
+            except redis.ResponseError as exc:
+                record((seq, invoked, clock(), FAIL, _error_kind(exc)))
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                sent = "connecting" not in str(exc) and not isinstance(exc, ConnectionRefusedError)
+                record((seq, invoked, clock(), INFO if sent else FAIL, _error_kind(exc)))
+            except redis.exceptions.RedisClusterException as exc:
+                # raised by the client itself (no node for the slot, no startup node answered)
+                record((seq, invoked, clock(), FAIL, type(exc).__name__))
+            stop.wait(RETRY_PAUSE_S)
+        if client is not None:
+            client.close()
+
+
 @dataclass(frozen=True)
 class ReadBack:
     lost: list[int] = field(default_factory=list)                 # ok writes missing

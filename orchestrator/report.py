@@ -43,6 +43,13 @@ def format_result(result: Result, explain: bool = False) -> str:
     checks = [(c.metric, str(c.bound), _value(c.observed), verdict(c.passed)) for c in result.checks]
     lines.append(tabulate(checks, headers=["expectation", "expected", "observed", "verdict"], tablefmt="simple"))
     lines.append("")
+    if result.shards:
+        lines.append("per shard (slot map at probe start; longest_gap_s = longest wait for an ack after the fault):")
+        lines.append(tabulate([(r["shard"], r["master_at_start"], ", ".join(r["replicas"]), r["slots"], r["acked"],
+                                r["lost"], r["errors"], _value(r["longest_gap_s"])) for r in result.shards],
+                              headers=["shard", "master", "replicas", "slots", "acked", "lost", "errors",
+                                       "longest_gap_s"], tablefmt="simple"))
+        lines.append("")
     if result.roles:
         lines.append("roles at the end (INFO replication): "
                      + "; ".join(f"{node} {role}" for node, role in result.roles.items()))
@@ -50,8 +57,9 @@ def format_result(result: Result, explain: bool = False) -> str:
         if promoted:
             lines.append(f"promoted: {', '.join(promoted)}")
         lines.append("")
-    lines.append("timeline (seconds since the lab was ready; client = what the probe saw, server = Sentinel's "
-                 "own events, each shown once with the Sentinels that published it):")
+    lines.append("timeline (seconds since the lab was ready; client = what the probe saw; server = the servers' own "
+                 "events: Sentinel's channels or the cluster nodes' logs, each shown once with the nodes that "
+                 "reported it):")
     lines.append(tabulate([(f"{t:8.3f}", source, what) for t, source, what in condensed(result.events)],
                           headers=["t", "source", "event"], tablefmt="plain", disable_numparse=True,
                           maxcolwidths=[None, None, 110]))
@@ -92,6 +100,10 @@ def promotions(result: Result) -> list[str]:
     found = []
     for e in result.events:
         words = e.what.split()
+        if e.source == "server" and "Failover election won" in e.what:
+            change = f"{e.what.split(':')[0]} (won the election)"
+            if change not in found:
+                found.append(change)
         if e.source == "server" and "+switch-master" in words:
             i = words.index("+switch-master")
             change = f"{words[i + 2]} -> {words[i + 4]}" if len(words) > i + 4 else " ".join(words[i + 1:])

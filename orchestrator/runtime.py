@@ -226,11 +226,19 @@ class LabRuntime:
                 return "absent", None
         return state.status, state.exit_code
 
-    def logs(self, node: Node, tail: int | None = None) -> str:
+    def logs(self, node: Node, tail: int | None = None, timestamps: bool = False) -> str:
+        """The node's log ("" if there is none); with `timestamps`, each line starts with Docker's
+        RFC 3339 UTC time of arrival."""
         try:
-            return self.docker.container.logs(node.container, tail=tail)
+            return self.docker.container.logs(node.container, tail=tail, timestamps=timestamps)
         except DockerException:
             return ""
+
+    def exec(self, node: Node, command: list[str]) -> str:
+        """Run `command` inside the node's container (e.g. redis-cli on the lab network); its output.
+        Raises RuntimeFailure with the command's own words if it fails."""
+        with _call(self._what(f"{' '.join(command[:3])} in {node.container}")):
+            return self.docker.container.execute(node.container, command) or ""
 
     def read_file(self, node: Node, path: str) -> bytes:
         """The content of one file in the node's container (running or not)."""

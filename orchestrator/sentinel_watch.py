@@ -31,7 +31,8 @@ class ServerEvent:
     detail: str        # the message: "master mymaster redis-1 6379", ...
 
     def describe(self) -> str:
-        return f"{self.name} {self.detail}".strip()
+        """Sentinel's "+sdown master mymaster ..."; a cluster log line as Redis wrote it."""
+        return f"{self.name} {self.detail}".strip() if self.name[:1] in "+-" else self.detail
 
 
 class SentinelWatch:

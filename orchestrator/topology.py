@@ -31,7 +31,8 @@ SENTINEL_DEFAULTS = {             # lab-friendly values; Redis' defaults are 300
     "failover-timeout": "5000",
     "parallel-syncs": "1",
 }
-MASTER, REPLICA, SENTINEL = "master", "replica", "sentinel"
+CLUSTER_DEFAULTS = {"cluster-node-timeout": "2000"}   # lab-friendly; Redis' default is 15000
+MASTER, REPLICA, SENTINEL, SPARE = "master", "replica", "sentinel", "spare"
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Node:
 @dataclass(frozen=True)
 class Topology:
     lab: str
+    kind: str              # single | replication | sentinel | cluster
     mode: str
     run_id: str
     project: str           # compose project name, also the network name
@@ -150,8 +152,11 @@ def derive_topology(lab: Lab, mode: str, run_id: str, image: str,
     if scenario is not None:
         extra.update(scenario.config)
     replicated = spec.kind != "single"
-    edges = replicated and scenario is not None and any(step.action == "partition" for step in scenario.steps)
-    names = [f"redis-{i + 1}" for i in range(1 + spec.replicas)]
+    cluster = spec.kind == "cluster"
+    edges = replicated and _has_step(scenario, "partition")
+    names = [f"redis-{i + 1}" for i in range(spec.masters * (1 + spec.replicas) if cluster else 1 + spec.replicas)]
+    spares = [f"redis-{len(names) + 1}"] if cluster and _has_step(scenario, "add_node") else []
+    names += spares
     sentinel_names = [f"sentinel-{i + 1}" for i in range(spec.sentinels)]
     subnet, ips = (lab_addresses(port_base, names, sentinel_names)) if replicated else (None, {})
     base = [
@@ -169,16 +174,28 @@ def derive_topology(lab: Lab, mode: str, run_id: str, image: str,
             Setting("repl-diskless-sync-delay", "0", "lab-friendly: start a full sync at once (the 7.x default "
                                                      "waits 5 s for more replicas to join)"),
         ]
-        if role == REPLICA:
+        if cluster:
+            replication += [
+                Setting("cluster-enabled", "yes"),
+                Setting("cluster-config-file", "nodes.conf", "the node's view of the cluster, kept in the data directory"),
+                Setting("cluster-announce-ip", ips[name], "the address other nodes and clients are told"),
+            ] + [Setting(k, v, "lab-friendly (Redis' default is 15000): a master unreachable this long is "
+                               "PFAIL, then FAIL once a majority of masters agree") for k, v in CLUSTER_DEFAULTS.items()]
+        elif role == REPLICA:
             replication.append(Setting("replicaof", f"{ips[names[0]]} {REDIS_PORT}",
                                        f"replicate the master at start ({names[0]})"))
         return _merge(base + replication, lab_friendly)
 
+    masters = spec.masters if cluster else 1
+
+    def role_at_start(i: int, name: str) -> str:
+        return SPARE if name in spares else MASTER if i < masters else REPLICA
+
     nodes = [
-        Node(name=name, role=MASTER if i == 0 else REPLICA, container=f"{project}-{name}",
+        Node(name=name, role=role_at_start(i, name), container=f"{project}-{name}",
              host_port=port_base + i,
              volume=f"{project}-{name}-data" if mode_keeps_data(mode) else None,
-             config_file=f"{name}.conf", settings=data_settings(name, MASTER if i == 0 else REPLICA),
+             config_file=f"{name}.conf", settings=data_settings(name, role_at_start(i, name)),
              edge_network=f"{project}-{name}" if edges else None, ip=ips.get(name))
         for i, name in enumerate(names)
     ]
@@ -189,8 +206,13 @@ def derive_topology(lab: Lab, mode: str, run_id: str, image: str,
                           settings=sentinel_settings(spec, project, name, names, sentinel_names, ips),
                           port=SENTINEL_PORT, edge_network=f"{project}-{name}" if edges else None, ip=ips[name]))
     labels = {LABEL_LAB: lab.name, LABEL_RUN: run_id, LABEL_MODE: mode}
-    return Topology(lab=lab.name, mode=mode, run_id=run_id, project=project, image=image,
+    return Topology(lab=lab.name, kind=spec.kind, mode=mode, run_id=run_id, project=project, image=image,
                     nodes=tuple(nodes), labels=labels, subnet=subnet)
+
+
+def _has_step(scenario: Scenario | None, action: str) -> bool:
+    """Whether the scenario uses `action`: some need more of the topology (edge networks, a spare node)."""
+    return scenario is not None and any(step.action == action for step in scenario.steps)
 
 
 SUBNET_PREFIX = "10.213"

@@ -21,7 +21,7 @@ def validate_lab(lab: Lab) -> int:
     for scenario in lab.scenarios.values():
         for mode in scenario.modes:
             topo = derive_topology(lab, mode, run_id="validate", image="redis", scenario=scenario)
-            names = {n.name for n in topo.nodes} | {n.role for n in topo.nodes} | {"old-master"}
+            names = {n.name for n in topo.nodes} | {n.role for n in topo.nodes} | {"old-master", "down"}
             for step in scenario.steps:
                 if step.action == "partition" and not topo.partitionable:
                     raise LabFileError(lab.path, f"scenarios.{scenario.name}.steps[{step.index}].partition",

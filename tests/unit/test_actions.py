@@ -9,7 +9,8 @@ from orchestrator.actions import ACTIONS, FAULT, RESTART, Action
 
 def test_registry_names():
     assert set(ACTIONS) == {"probe", "wait", "wait_for", "kill", "stop", "wipe_volume", "start",
-                            "truncate_aof", "check_aof", "pause", "unpause", "partition", "heal", "promote"}
+                            "truncate_aof", "check_aof", "pause", "unpause", "partition", "heal", "promote",
+                            "reshard", "add_node", "rebalance"}
     for name, spec in ACTIONS.items():
         assert spec.name == name
         assert spec.summary
@@ -91,7 +92,7 @@ def test_invalid_duration(action, arg):
 
 @pytest.mark.parametrize("action, arg, message", [
     ("probe", "begin", "command must be one of start, stop, not 'begin'"),
-    ("wait_for", "healthy", "condition must be one of ready, exited, new_master, replicas_synced, not 'healthy'"),
+    ("wait_for", "healthy", "condition must be one of ready, exited, new_master, replicas_synced, cluster_ok, not 'healthy'"),
 ])
 def test_invalid_choice(action, arg, message):
     with pytest.raises(ValueError) as caught:

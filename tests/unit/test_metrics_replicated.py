@@ -31,7 +31,7 @@ def _event(at: float, name: str = "+switch-master", detail: str = SWITCH, source
 def observe(events=(), lost=(), marks=None, server=None, attempts=HISTORY) -> Observation:
     return Observation(attempts=list(attempts), readback=ReadBack(lost=list(lost)),
                        marks={"fault": FAULT} if marks is None else marks, probe_window=(0.0, 5.0),
-                       server={"sentinels_watched": 3} if server is None else server,
+                       server={"failover_watch": "sentinel"} if server is None else server,
                        server_events=list(events))
 
 
@@ -63,9 +63,9 @@ def test_other_sentinel_events_are_not_failovers():
     assert failover_s(observe(events)) is None
 
 
-def test_failovers_is_none_without_sentinels_watched():
+def test_failovers_is_none_without_a_failover_watch():
     assert failovers(observe(_three_sentinels(3.5), server={})) is None
-    assert failovers(observe(_three_sentinels(3.5), server={"sentinels_watched": 0})) is None
+    assert failovers(observe(_three_sentinels(3.5), server={"failover_watch": None})) is None
 
 
 def test_failovers_zero_when_watched_and_nothing_happened():
@@ -111,7 +111,7 @@ def test_lost_window_is_zero_when_nothing_was_lost():
 # ------------------------------------------------------------------ server figures
 
 def test_replicas_in_sync_and_max_node_kept_come_from_the_servers():
-    obs = observe(server={"sentinels_watched": 3, "replicas_in_sync": 2, "max_node_kept": 0})
+    obs = observe(server={"failover_watch": "sentinel", "replicas_in_sync": 2, "max_node_kept": 0})
     assert replicas_in_sync(obs) == 2
     assert max_node_kept(obs) == 0          # 0: every copy wiped, not "unknown"
 
@@ -124,7 +124,7 @@ def test_server_figures_are_none_when_not_measured():
 
 def test_compute_metrics_of_a_failover_run():
     obs = observe(_three_sentinels(3.7), lost=[3],
-                  server={"sentinels_watched": 3, "replicas_in_sync": 2, "max_node_kept": 3})
+                  server={"failover_watch": "sentinel", "replicas_in_sync": 2, "max_node_kept": 3})
     m = compute_metrics(obs)
     assert (m["failovers"], m["failover_s"], m["replicas_in_sync"], m["max_node_kept"]) == (1, 2.5, 2, 3)
     assert m["lost"] == 1

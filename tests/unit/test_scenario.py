@@ -62,7 +62,7 @@ def test_run_steps_marks_the_first_fault_and_restart(ctx):
     # a role is resolved when the step runs; the timeline says which node it was
     assert [e.what for e in ctx.events] == ["kill master (redis-1)", "start master (redis-1)", "stop redis-1 5s",
                                             "wipe_volume master (redis-1)", "start master (redis-1)"]
-    assert ctx.server == {"dataset_keys": 42}       # read before the first fault only
+    assert ctx.server == {"dataset_keys": 42, "fault_target": "redis-1"}   # read before the first fault only
 
 
 def test_unknown_target_aborts(ctx):
