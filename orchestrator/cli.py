@@ -196,6 +196,10 @@ def up(settings, lab, mode):
         where = f"lab network {node.ip}, " if node.ip else ""
         volume = "" if node.is_sentinel else (f"volume {node.volume}" if node.volume else "no data volume")
         click.echo(f"  {node.name} ({node.role}): redis-cli -p {node.host_port}    [{where}{volume}]".replace(", ]", "]"))
+    if topo.kind == "cluster":
+        click.echo(f"use the cluster: redis-cli -c -p {topo.nodes[0].host_port}    (CLUSTER NODES, CLUSTER SHARDS)")
+        click.echo("  (redirects name lab-network addresses; a Linux host reaches them directly, elsewhere use a "
+                   "cluster client with an address remap, as the probe does)")
     if topo.sentinels:
         click.echo(f"ask a Sentinel for the master: redis-cli -p {topo.sentinels[0].host_port} "
                    f"SENTINEL get-master-addr-by-name {MASTER_NAME}")

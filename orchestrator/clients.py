@@ -1,7 +1,7 @@
 """redis-py clients for the nodes of a lab, and readiness checks that poll with tenacity.
 
 Host clients reach nodes through the ports published on 127.0.0.1. Inside the lab
-network nodes know each other by fixed addresses (`10.213.x.12 6379`); `Remap` translates
+network nodes know each other by fixed addresses (`10.227.188.12 6379`); `Remap` translates
 those announced addresses to host ports in one place, for Sentinel discovery and for every
 reader of node state.
 """

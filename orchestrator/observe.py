@@ -136,7 +136,7 @@ def server_events(ctx: RunContext, obs: Observation) -> list[Event]:
 
 
 def _named_address(word: str, ips: dict[str, str]) -> str:
-    """`10.213.x.12:6379` -> `redis-2:6379`."""
+    """`10.227.188.12:6379` -> `redis-2:6379`."""
     host, _, port = word.rpartition(":")
     return f"{ips[host]}:{port}" if host in ips else word
 

@@ -132,12 +132,12 @@ class Engine:
                                                  if n.ip_address)))
         return sorted(result, key=lambda c: (c.lab, c.node))
 
-    def remove_labelled(self, label: str) -> int:
-        """Remove containers (with their anonymous volumes), networks and volumes carrying `label`
-        ("key" or "key=value"). Returns how many resources were removed."""
-        filters = [("label", label)]
+    def remove_labelled(self, *labels: str) -> int:
+        """Remove containers (with their anonymous volumes), networks and volumes carrying every
+        one of `labels` ("key" or "key=value"). Returns how many resources were removed."""
+        filters = [("label", label) for label in labels]
         removed = 0
-        with _call(f"removing resources labelled {label}"):
+        with _call(f"removing resources labelled {', '.join(labels)}"):
             containers = self.docker.container.list(all=True, filters=filters)
             if containers:
                 self.docker.container.remove(containers, force=True, volumes=True)
@@ -266,6 +266,7 @@ class LabRuntime:
         return done.returncode, output
 
     def down(self) -> int:
-        """Remove everything this run made (containers, networks, volumes), by its run label."""
-        return self.engine.remove_labelled(f"{LABEL_RUN}={self.topo.run_id}")
+        """Remove everything this run made (containers, networks, volumes), by its lab and run
+        labels (labels started by `lab up` share the run label "up")."""
+        return self.engine.remove_labelled(f"{LABEL_LAB}={self.topo.lab}", f"{LABEL_RUN}={self.topo.run_id}")
 

@@ -89,14 +89,14 @@ def default_mode(lab: Lab, scenario: Scenario) -> str:
 
 
 def run_scenario(lab: Lab, scenario_name: str, mode: str | None, settings: RunSettings,
-                 engine: Engine | None = None) -> Result:
+                 engine: Engine | None = None, run_id: str | None = None) -> Result:
     """Run one scenario in one mode (default: `default_mode`) and return its Result.
     Raises LabError subclasses for what the user can fix; the lab is removed in every case
-    unless `settings.keep`."""
+    unless `settings.keep`. `run_id` (default: a new one) labels everything the run makes."""
     scenario = lab.scenario(scenario_name)
     mode = modes_to_run(lab, scenario, mode)[0] if mode else default_mode(lab, scenario)
     engine = engine or Engine()
-    topo = derive_topology(lab, mode, run_id=secrets.token_hex(3), image=settings.image,
+    topo = derive_topology(lab, mode, run_id=run_id or new_run_id(), image=settings.image,
                            port_base=settings.port_base, scenario=scenario)
     preflight(topo, engine)
     started = time.monotonic()
@@ -133,6 +133,10 @@ def run_scenario(lab: Lab, scenario_name: str, mode: str | None, settings: RunSe
                   metrics=metrics, checks=checks, events=events,
                   error_kinds=dict(error_counts(obs.attempts)), waited_s=ctx.waited_s, phases=phases,
                   roles=roles, shards=shard_rows(obs))
+
+
+def new_run_id() -> str:
+    return secrets.token_hex(3)
 
 
 @contextmanager

@@ -9,19 +9,23 @@ exactly as `lab run` does, cleanup and Ctrl-C handling included.
 from __future__ import annotations
 
 import dataclasses
+import faulthandler
 import multiprocessing
 import os
 import queue
 import signal
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable
 
-from .errors import ScenarioAborted
+from .clients import wait_until
+from .errors import RuntimeFailure, ScenarioAborted
 from .labs import Lab, load_lab
-from .lifecycle import RunSettings, sigterm_as_interrupt
+from .lifecycle import RunSettings, shielded_from_interrupts, sigterm_as_interrupt
 from .runtime import Engine
-from .scenario import Result, run_scenario
+from .scenario import Result, new_run_id, run_scenario
+from .topology import LABEL_RUN
 
 PORT_STRIDE = 20      # host ports per worker: a lab uses at most 7 from its base
 
@@ -45,10 +49,11 @@ def run_plan(runs: list[tuple[Lab, str, str]], settings: RunSettings,
     return _run_parallel(runs, settings, on_result, jobs)
 
 
-def run_guarded(lab: Lab, scenario: str, mode: str, settings: RunSettings, engine: Engine | None = None) -> Result:
+def run_guarded(lab: Lab, scenario: str, mode: str, settings: RunSettings, engine: Engine | None = None,
+                run_id: str | None = None) -> Result:
     started = time.monotonic()
     try:
-        return run_scenario(lab, scenario, mode, settings, engine=engine)
+        return run_scenario(lab, scenario, mode, settings, engine=engine, run_id=run_id)
     except ScenarioAborted as exc:
         # A step that never completed (no failover, a node that never came back) is a
         # deviation like a failed expectation.
@@ -62,6 +67,7 @@ def _run_parallel(runs, settings: RunSettings, on_result, jobs: int) -> list[Res
     # Bigger topologies (longer runs) first, so the last runs to finish are short ones.
     order = sorted(range(len(runs)), key=lambda i: -len(runs[i][0].scenarios[runs[i][1]].steps)
                    - 10 * (runs[i][0].topology.replicas + runs[i][0].topology.sentinels))
+    run_ids = [new_run_id() for _ in runs]   # chosen here, so this process can clean up after a dead worker
     context = multiprocessing.get_context("spawn")
     slots, stop, pids = context.Queue(), context.Event(), context.Queue()
     for slot in range(jobs):
@@ -70,23 +76,68 @@ def _run_parallel(runs, settings: RunSettings, on_result, jobs: int) -> list[Res
     with sigterm_as_interrupt():
         pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker,
                                    initargs=(slots, stop, pids))
+        started: list[int] = []
         try:
-            pending = {pool.submit(_run_in_worker, str(runs[i][0].path), runs[i][1], runs[i][2], settings): i
-                       for i in order}
+            pending = {pool.submit(_run_in_worker, str(runs[i][0].path), runs[i][1], runs[i][2], settings,
+                                   run_ids[i]): i for i in order}
+            started = list(order)
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     index = pending.pop(future)
                     results[index] = future.result()
                     on_result(results[index])
-        except BaseException:
+        except BaseException as exc:
             stop.set()      # runs already handed to a worker are skipped, not started
-            _interrupt_workers(pids)
+            with shielded_from_interrupts():
+                _stop_workers(pool, pids)
+                _remove_runs([run_ids[i] for i in started if i not in results])
+            if isinstance(exc, BrokenProcessPool):
+                raise RuntimeFailure("a worker process of `lab verify` died unexpectedly; what its run had "
+                                     "started was removed", "run again, or with --jobs 1") from None
             raise
-        finally:
-            # On Ctrl-C every worker gets the signal too and removes its own lab; wait for that.
-            pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=True)
     return [results[i] for i in range(len(runs))]
+
+
+def _stop_workers(pool: ProcessPoolExecutor, pids, grace_s: float = 60.0) -> None:
+    """Pass the interruption on to the workers (Ctrl-C in a terminal reaches them already; a
+    signal sent to this process alone does not); each removes its lab and exits. A worker
+    still there after `grace_s` is killed."""
+    workers = []
+    while True:
+        try:
+            workers.append(pids.get_nowait())
+        except queue.Empty:
+            break
+    for pid in workers:
+        _signal(pid, signal.SIGINT)
+    pool.shutdown(wait=False, cancel_futures=True)
+    if not wait_until(lambda: not any(_alive(pid) for pid in workers), grace_s, interval_s=0.1):
+        for pid in workers:
+            _signal(pid, signal.SIGKILL)
+
+
+def _remove_runs(run_ids: list[str]) -> None:
+    """Remove what runs left behind (a killed worker cannot clean up after itself)."""
+    engine = Engine()
+    for run_id in run_ids:
+        engine.remove_labelled(f"{LABEL_RUN}={run_id}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 _SLOT = 0
@@ -95,31 +146,17 @@ _STOP = None
 
 def _start_worker(slots, stop, pids) -> None:
     global _SLOT, _STOP
+    faulthandler.enable()   # a worker that crashes says where
     _SLOT, _STOP = slots.get(), stop
     pids.put(os.getpid())
 
 
-def _interrupt_workers(pids) -> None:
-    """Pass an interruption on to the workers (Ctrl-C in a terminal reaches them already; a
-    signal sent to this process alone does not): each removes its lab and stops. A second
-    signal is harmless, since cleanup ignores signals."""
-    while True:
-        try:
-            pid = pids.get_nowait()
-        except queue.Empty:
-            return
-        try:
-            os.kill(pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
-
-
-def _run_in_worker(lab_path: str, scenario: str, mode: str, settings: RunSettings) -> Result | None:
+def _run_in_worker(lab_path: str, scenario: str, mode: str, settings: RunSettings, run_id: str) -> Result | None:
     if _STOP.is_set():
         return None
     mine = dataclasses.replace(settings, port_base=settings.port_base + _SLOT * PORT_STRIDE)
     try:
-        return run_guarded(load_lab(lab_path), scenario, mode, mine)
+        return run_guarded(load_lab(lab_path), scenario, mode, mine, run_id=run_id)
     except BaseException:
         _STOP.set()          # interrupted (the lab is already removed): start nothing more
         raise

@@ -215,23 +215,19 @@ def _has_step(scenario: Scenario | None, action: str) -> bool:
     return scenario is not None and any(step.action == action for step in scenario.steps)
 
 
-SUBNET_PREFIX = "10.213"
-
-
 def lab_addresses(port_base: int, data_names: list[str], sentinel_names: list[str]) -> tuple[str, dict[str, str]]:
-    """A /24 for the lab network, derived from the port base (labs whose port bases differ by
-    less than 256 get different subnets), and fixed addresses in it: data nodes .11, .12, ...,
-    Sentinels .21, ...
+    """A /24 for the lab network, derived from the port base (10.<200 + base // 256 mod 50>.<base
+    mod 256>.0/24: labs on port bases less than 12800 apart never share one), and fixed
+    addresses in it: data nodes .11, .12, ..., Sentinels .21, ...
 
     Nodes know each other by these addresses, not by name: Docker's DNS forgets a stopped
     container's name, and a lookup of it can then hang for seconds on the host's resolvers,
-    long enough to stall Sentinel (TILT) or a replica's reconnect. 10.213.0.0/16 lies outside
-    Docker's default address pools."""
-    third = port_base % 256
-    subnet = f"{SUBNET_PREFIX}.{third}.0/24"
-    ips = {name: f"{SUBNET_PREFIX}.{third}.{11 + i}" for i, name in enumerate(data_names)}
-    ips.update({name: f"{SUBNET_PREFIX}.{third}.{21 + i}" for i, name in enumerate(sentinel_names)})
-    return subnet, ips
+    long enough to stall Sentinel (TILT) or a replica's reconnect. 10.200.0.0-10.249.255.255
+    lies outside Docker's default address pools."""
+    prefix = f"10.{200 + (port_base // 256) % 50}.{port_base % 256}"
+    ips = {name: f"{prefix}.{11 + i}" for i, name in enumerate(data_names)}
+    ips.update({name: f"{prefix}.{21 + i}" for i, name in enumerate(sentinel_names)})
+    return f"{prefix}.0/24", ips
 
 
 def sentinel_id(project: str, name: str) -> str:

@@ -90,13 +90,13 @@ def test_replication_lab_has_no_sentinels(replication_lab):
 
 def test_lab_addresses_follow_the_port_base():
     subnet, ips = lab_addresses(7100, ["redis-1", "redis-2"], ["sentinel-1"])
-    assert subnet == "10.213.188.0/24"            # 7100 % 256 == 188
-    assert ips == {"redis-1": "10.213.188.11", "redis-2": "10.213.188.12", "sentinel-1": "10.213.188.21"}
+    assert subnet == "10.227.188.0/24"            # 200 + 7100 // 256 == 227, 7100 % 256 == 188
+    assert ips == {"redis-1": "10.227.188.11", "redis-2": "10.227.188.12", "sentinel-1": "10.227.188.21"}
 
 
-def test_port_bases_less_than_256_apart_get_other_subnets():
-    subnets = {lab_addresses(base, [], [])[0] for base in range(7100, 7356)}
-    assert len(subnets) == 256
+def test_port_bases_less_than_12800_apart_get_other_subnets():
+    subnets = {lab_addresses(base, [], [])[0] for base in range(1024, 1024 + 12800)}
+    assert len(subnets) == 12800
 
 
 def test_nodes_get_fixed_addresses_in_the_lab_subnet(topo):
@@ -104,7 +104,7 @@ def test_nodes_get_fixed_addresses_in_the_lab_subnet(topo):
     assert topo.subnet == subnet
     assert {n.name: n.ip for n in topo.nodes} == ips
     prefix = subnet.rsplit(".", 1)[0] + "."
-    assert subnet.startswith("10.213.") and subnet.endswith(".0/24")
+    assert subnet.startswith("10.2") and subnet.endswith(".0/24")
     assert all(n.ip.startswith(prefix) for n in topo.nodes)
     assert len({n.ip for n in topo.nodes}) == len(topo.nodes)
 
