@@ -110,7 +110,7 @@ def slot_map(view: list[ClusterNode]) -> tuple:
 
 def majority_view(topo: Topology, nodes: list[Node] | None = None) -> tuple[list[ClusterNode] | None, int, int]:
     """(the view most answering nodes share, how many share its slot map, how many answered)."""
-    views = {n.name: cluster_nodes(n, topo) for n in (nodes or members(topo))}
+    views = {n.name: cluster_nodes(n, topo) for n in (members(topo) if nodes is None else nodes)}
     answered = {name: v for name, v in views.items() if v is not None}
     if not answered:
         return None, 0, 0
@@ -126,7 +126,9 @@ def not_yet_formed(topo: Topology, nodes: list[Node] | None = None) -> str | Non
     """What the cluster still lacks, or None: every node answers with cluster_state:ok, all
     agree on one slot map covering the 16384 slots, and every replica's link is up (a replica
     that never synced cannot take over)."""
-    nodes = nodes or members(topo)
+    nodes = members(topo) if nodes is None else nodes
+    if not nodes:
+        return "no cluster node is up"
     for node in nodes:
         state = cluster_state(node)
         if state != "ok":
@@ -197,18 +199,18 @@ def cluster_client(topo: Topology) -> RedisCluster:
 
 # ------------------------------------------------------------------ the cluster's own events
 
-_EVENTS = (  # log line (Redis 7.0 cluster.c) -> short name on the timeline
-    (re.compile(r"Marking node (\w+) as failing \(quorum reached\)"), "node marked FAIL"),
-    (re.compile(r"FAIL message received from (\w+) about (\w+)"), "FAIL message received"),
+_ID = r"(\w+)(?: \([^)]*\))?"   # a node ID; Redis 7.2 adds its name in brackets: "<id> ()"
+_EVENTS = (  # log line (Redis 7.0 and 7.2 cluster.c) -> short name on the timeline
+    (re.compile(rf"Marking node {_ID} as failing \(quorum reached\)"), "node marked FAIL"),
+    (re.compile(rf"FAIL message received from {_ID} about {_ID}"), "FAIL message received"),
     (re.compile(r"Start of election delayed for (\d+) milliseconds"), "election delayed"),
     (re.compile(r"Starting a failover election for epoch (\d+)"), "election started"),
-    (re.compile(r"Failover auth granted to (\w+)"), "failover auth granted"),
+    (re.compile(rf"Failover auth granted to {_ID}"), "failover auth granted"),
     (re.compile(r"Failover election won"), "failover-won"),
     (re.compile(r"configEpoch set to (\d+) after successful failover"), "new configEpoch"),
     (re.compile(r"Cluster state changed: (\w+)"), "cluster state changed"),
-    (re.compile(r"Clear FAIL state for node (\w+)"), "FAIL cleared"),
-    (re.compile(r"Configuration change detected. Reconfiguring myself as a replica of (\w+)"), "becomes replica"),
-    (re.compile(r"Importing slot|Migrating slot"), "slot migration"),
+    (re.compile(rf"Clear FAIL state for node {_ID}"), "FAIL cleared"),
+    (re.compile(rf"Configuration change detected. Reconfiguring myself as a replica of {_ID}"), "becomes replica"),
 )
 _NODE_ID = re.compile(r"\b[0-9a-f]{40}\b")
 

@@ -47,7 +47,7 @@ def check_port_free(port: int) -> None:
 def preflight(topo: Topology, engine: Engine) -> None:
     """Engine reachable, lab not already up, ports free: checked before anything starts."""
     engine.version()
-    running = [c for c in engine.lab_containers(topo.lab) if c.project == topo.project]
+    running = engine.lab_containers(topo.lab, project=topo.project)
     if running:
         raise UsageError(f"lab {topo.lab!r} is already running ({len(running)} containers)",
                          f"remove it with `lab down {topo.lab}` first")

@@ -219,9 +219,12 @@ class ClusterProbe(Probe):
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
                 sent = "connecting" not in str(exc) and not isinstance(exc, ConnectionRefusedError)
                 record((seq, invoked, clock(), INFO if sent else FAIL, _error_kind(exc)))
-            except redis.exceptions.RedisClusterException as exc:
-                # raised by the client itself (no node for the slot, no startup node answered)
+            except (redis.exceptions.RedisClusterException, redis.exceptions.ClusterError) as exc:
+                # raised by the client itself: no node for the slot, no startup node answered,
+                # redirects exhausted ("TTL exhausted") before any node took the write
                 record((seq, invoked, clock(), FAIL, type(exc).__name__))
+            except redis.RedisError as exc:
+                record((seq, invoked, clock(), INFO, type(exc).__name__))
             stop.wait(RETRY_PAUSE_S)
         if client is not None:
             client.close()

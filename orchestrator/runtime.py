@@ -73,6 +73,22 @@ class LabContainer:
     ips: tuple[str, ...] = ()      # its addresses on the lab's networks
 
 
+COMPOSE_PROJECT = "com.docker.compose.project"
+
+
+def _describe(c) -> LabContainer:
+    """What `lab status` shows of a container (inspects it: raises NoSuchContainer if it is gone)."""
+    labels = c.config.labels
+    bound = [(p, b[0]) for p, b in (c.network_settings.ports or {}).items() if b]  # kept raw by python-on-whales
+    ports = ", ".join(f"{b['HostIp']}:{b['HostPort']}->{p}" for p, b in bound)
+    return LabContainer(lab=labels.get(LABEL_LAB, "?"), run=labels.get(LABEL_RUN, "?"),
+                        node=labels.get(LABEL_NODE, "-"), role=labels.get(LABEL_ROLE, "-"),
+                        mode=labels.get(LABEL_MODE, "-"), state=c.state.status, ports=ports or "-",
+                        name=c.name, project=labels.get(COMPOSE_PROJECT, "-"),
+                        host_port=int(bound[0][1]["HostPort"]) if bound else None,
+                        ips=tuple(n.ip_address for n in (c.network_settings.networks or {}).values() if n.ip_address))
+
+
 class Engine:
     """Engine-wide operations: health, images, listing and label-based cleanup."""
 
@@ -114,22 +130,19 @@ class Engine:
             else:
                 self.docker.legacy_build(context, tags=[tag], labels=labels)
 
-    def lab_containers(self, lab: str | None = None) -> list[LabContainer]:
-        label = f"{LABEL_LAB}={lab}" if lab else LABEL_LAB
-        with _call("listing lab containers"):
-            found = self.docker.container.list(all=True, filters=[("label", label)])
+    def lab_containers(self, lab: str | None = None, project: str | None = None) -> list[LabContainer]:
+        """Containers the tool made (of one lab, or of one compose project). A container another
+        run removes while this lists them is left out."""
+        filters = [("label", f"{LABEL_LAB}={lab}" if lab else LABEL_LAB)]
+        if project:
+            filters.append(("label", f"{COMPOSE_PROJECT}={project}"))
         result = []
-        for c in found:
-            labels = c.config.labels
-            bound = [(p, b[0]) for p, b in (c.network_settings.ports or {}).items() if b]  # kept raw by python-on-whales
-            ports = ", ".join(f"{b['HostIp']}:{b['HostPort']}->{p}" for p, b in bound)
-            result.append(LabContainer(lab=labels.get(LABEL_LAB, "?"), run=labels.get(LABEL_RUN, "?"),
-                                       node=labels.get(LABEL_NODE, "-"), role=labels.get(LABEL_ROLE, "-"),
-                                       mode=labels.get(LABEL_MODE, "-"), state=c.state.status, ports=ports or "-",
-                                       name=c.name, project=labels.get("com.docker.compose.project", "-"),
-                                       host_port=int(bound[0][1]["HostPort"]) if bound else None,
-                                       ips=tuple(n.ip_address for n in (c.network_settings.networks or {}).values()
-                                                 if n.ip_address)))
+        with _call("listing lab containers"):
+            for c in self.docker.container.list(all=True, filters=filters):
+                try:
+                    result.append(_describe(c))
+                except NoSuchContainer:
+                    continue
         return sorted(result, key=lambda c: (c.lab, c.node))
 
     def remove_labelled(self, *labels: str) -> int:

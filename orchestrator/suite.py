@@ -15,12 +15,13 @@ import os
 import queue
 import signal
 import time
+import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable
 
 from .clients import wait_until
-from .errors import RuntimeFailure, ScenarioAborted
+from .errors import LabError, RuntimeFailure, ScenarioAborted
 from .labs import Lab, load_lab
 from .lifecycle import RunSettings, shielded_from_interrupts, sigterm_as_interrupt
 from .runtime import Engine
@@ -157,6 +158,18 @@ def _run_in_worker(lab_path: str, scenario: str, mode: str, settings: RunSetting
     mine = dataclasses.replace(settings, port_base=settings.port_base + _SLOT * PORT_STRIDE)
     try:
         return run_guarded(load_lab(lab_path), scenario, mode, mine, run_id=run_id)
+    except LabError:
+        _STOP.set()          # the lab is already removed: start nothing more
+        raise
+    except Exception as exc:
+        # Exceptions of other libraries may not survive the way back to the main process
+        # (pickling); send the traceback as text instead.
+        _STOP.set()
+        raise WorkerCrash(f"{type(exc).__name__} in {scenario} [{mode}]: {exc}\n{traceback.format_exc()}") from None
     except BaseException:
         _STOP.set()          # interrupted (the lab is already removed): start nothing more
         raise
+
+
+class WorkerCrash(Exception):
+    """An unexpected exception in a worker, carried back as text."""

@@ -26,7 +26,7 @@ def validate_lab(lab: Lab) -> int:
                 if step.action == "partition" and not topo.partitionable:
                     raise LabFileError(lab.path, f"scenarios.{scenario.name}.steps[{step.index}].partition",
                                        f"a {lab.topology.kind} topology has no network between nodes to cut "
-                                       f"(partition needs kind replication or sentinel)")
+                                       f"(partition needs kind replication, sentinel or cluster)")
                 for target in ACTIONS[step.action].targets(step.args):
                     if target not in names:
                         raise LabFileError(lab.path, f"scenarios.{scenario.name}.steps[{step.index}].{step.action}",
