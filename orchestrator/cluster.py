@@ -108,6 +108,12 @@ def slot_map(view: list[ClusterNode]) -> tuple:
     return tuple(sorted((r, n.name) for n in view if n.role == "master" for r in n.slots))
 
 
+def role_map(view: list[ClusterNode]) -> tuple:
+    """Who replicates whom in a view: (node, role, its master's name) sorted."""
+    names = {n.id: n.name for n in view}
+    return tuple(sorted((n.name, n.role, names.get(n.master_id or "", "")) for n in view))
+
+
 def majority_view(topo: Topology, nodes: list[Node] | None = None) -> tuple[list[ClusterNode] | None, int, int]:
     """(the view most answering nodes share, how many share its slot map, how many answered)."""
     views = {n.name: cluster_nodes(n, topo) for n in (members(topo) if nodes is None else nodes)}
@@ -133,9 +139,12 @@ def not_yet_formed(topo: Topology, nodes: list[Node] | None = None) -> str | Non
         state = cluster_state(node)
         if state != "ok":
             return f"{node.name} says cluster_state:{state}"
+    views = [cluster_nodes(n, topo) for n in nodes]
     view, agreeing, answered = majority_view(topo, nodes)
     if view is None or agreeing < len(nodes):
         return f"{agreeing} of {len(nodes)} nodes agree on the slot map"
+    if len({role_map(v) for v in views if v is not None}) > 1:
+        return "the nodes do not agree yet on which node replicates which (gossip still spreading)"
     covered = sum(n.slot_count for n in view if n.role == "master")
     if covered != SLOTS:
         return f"{covered} of {SLOTS} slots are served"
