@@ -57,16 +57,22 @@ def create_cluster(runtime, topo: Topology) -> str:
                                    "--cluster-replicas", str(per_master), "--cluster-yes"])
 
 
-def cluster_nodes(node: Node, topo: Topology, timeout_s: float = 0.5) -> list[ClusterNode] | None:
-    """CLUSTER NODES as `node` sees it, or None if it does not answer."""
+def _cluster_command(node: Node, subcommand: str, timeout_s: float = 0.5) -> str | None:
+    """The text a CLUSTER subcommand answers on `node`, or None if it does not answer."""
     client = admin_client(node, timeout_s=timeout_s)
     try:
-        raw = client.execute_command("CLUSTER", "NODES")
+        raw = client.execute_command("CLUSTER", subcommand)
     except redis.RedisError:
         return None
     finally:
         client.close()
-    return parse_cluster_nodes(raw if isinstance(raw, str) else raw.decode(), topo)
+    return raw if isinstance(raw, str) else raw.decode()
+
+
+def cluster_nodes(node: Node, topo: Topology) -> list[ClusterNode] | None:
+    """CLUSTER NODES as `node` sees it, or None if it does not answer."""
+    text = _cluster_command(node, "NODES")
+    return None if text is None else parse_cluster_nodes(text, topo)
 
 
 def parse_cluster_nodes(text: str, topo: Topology) -> list[ClusterNode]:
@@ -91,15 +97,7 @@ def parse_cluster_nodes(text: str, topo: Topology) -> list[ClusterNode]:
 
 def cluster_state(node: Node) -> str | None:
     """cluster_state from CLUSTER INFO (ok | fail), or None if the node does not answer."""
-    client = admin_client(node, timeout_s=0.5)
-    try:
-        info = client.execute_command("CLUSTER", "INFO")
-    except redis.RedisError:
-        return None
-    finally:
-        client.close()
-    text = info if isinstance(info, str) else info.decode()
-    match = re.search(r"cluster_state:(\w+)", text)
+    match = re.search(r"cluster_state:(\w+)", _cluster_command(node, "INFO") or "")
     return match.group(1) if match else None
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from .helpers import refused
+
 from orchestrator.errors import LabFileError
 from orchestrator.labs import load_lab, parse_lab
 from orchestrator.validate import validate_lab
@@ -19,12 +21,9 @@ def _topology(**topology):
 
 
 def _refused(write_lab, mutate) -> LabFileError:
-    path = write_lab(mutate)
-    with pytest.raises(LabFileError) as caught:
-        parse_lab(path)
-    assert caught.value.path == path
-    assert f"{path}: {caught.value.key}: " in str(caught.value)
-    return caught.value
+    error = refused(write_lab, mutate)
+    assert f"{error.path}: {error.key}: " in str(error)
+    return error
 
 
 # ------------------------------------------------------------------ valid topologies

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from .helpers import refused as _refused, setting_value as _value, setting_values as _values
+from .helpers import topology_of
+
 from orchestrator.errors import LabFileError
 from orchestrator.labs import load_lab, parse_lab
 from orchestrator.topology import Topology, derive_topology
@@ -18,18 +21,10 @@ def cluster_lab():
     return load_lab("cluster")
 
 
-def _topo(lab, scenario: str | None = None, port_base: int = 7100) -> Topology:
-    chosen = lab.scenario(scenario) if scenario else None
-    return derive_topology(lab, "aof-everysec", run_id="t", image="redis", port_base=port_base, scenario=chosen)
 
 
-def _values(node, key: str) -> list[str]:
-    return [s.value for s in node.settings if s.key == key]
 
 
-def _value(node, key: str) -> str:
-    (value,) = _values(node, key)
-    return value
 
 
 @pytest.fixture(scope="module")
@@ -126,12 +121,6 @@ def _cluster(**topology):
     return mutate
 
 
-def _refused(write_lab, mutate) -> LabFileError:
-    path = write_lab(mutate)
-    with pytest.raises(LabFileError) as caught:
-        parse_lab(path)
-    assert caught.value.path == path
-    return caught.value
 
 
 def test_cluster_defaults_to_three_masters_with_one_replica_each(write_lab):
@@ -201,3 +190,7 @@ def test_add_node_beyond_the_spare_is_refused(write_lab):
         validate_lab(parse_lab(write_lab(_steps({"add_node": "redis-8"}))))
     assert caught.value.key == "scenarios.x.steps[1].add_node"
     assert "target 'redis-8' matches no node" in str(caught.value)
+
+
+def _topo(lab, scenario: str | None = None, port_base: int = 7100):
+    return topology_of(lab, scenario, port_base=port_base, run_id="t", image="redis")

@@ -7,6 +7,8 @@ import dataclasses
 
 import pytest
 
+from .helpers import setting_value as _value, setting_values as _values, topology_of as _topo
+
 from orchestrator.labs import Step
 from orchestrator.topology import (DEFAULT_PORT_BASE, Topology, derive_topology, lab_addresses, project_name,
                                    sentinel_id)
@@ -17,18 +19,10 @@ DATA = ["redis-1", "redis-2", "redis-3"]
 SENTINELS = ["sentinel-1", "sentinel-2", "sentinel-3"]
 
 
-def _topo(lab, scenario: str | None = None, mode: str = "aof-everysec", port_base: int = DEFAULT_PORT_BASE) -> Topology:
-    chosen = lab.scenario(scenario) if scenario else None
-    return derive_topology(lab, mode, run_id=RUN, image=IMAGE, port_base=port_base, scenario=chosen)
 
 
-def _values(node, key: str) -> list[str]:
-    return [s.value for s in node.settings if s.key == key]
 
 
-def _value(node, key: str) -> str:
-    (value,) = _values(node, key)
-    return value
 
 
 @pytest.fixture(scope="module")
