@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import redis
 
 from .clients import admin_client, current_master, is_ready, replication_states, server_info, wait_until
-from .cluster import cluster_nodes, majority_view, not_yet_formed, shards
+from .cluster import majority_view, not_yet_formed, shards
 from .errors import ScenarioAborted
 from .labs import parse_duration
 from .topology import REDIS_PORT
@@ -354,7 +354,7 @@ def reshard(ctx: RunContext, target="master", fraction=0.33):
         raise ScenarioAborted(f"reshard: {source.name} is not a master serving slots")
     destination = layout[(index + 1) % len(layout)].master
     ids = {n.name: n.id for n in view}
-    count = max(1, round(fraction * sum(b - a + 1 for a, b in layout[index].slots)))
+    count = max(1, round(fraction * layout[index].slot_count))
     _move_slots(ctx, view, ["reshard", f"{source.ip}:{REDIS_PORT}", "--cluster-from", ids[source.name],
                             "--cluster-to", ids[destination], "--cluster-slots", str(count)],
                 f"{count} slots from {source.name} to {destination}")
@@ -368,12 +368,9 @@ def add_node(ctx: RunContext, target):
     known = ctx.cluster_up()[0]
     ctx.runtime.exec(known, ["redis-cli", "--cluster", "add-node", f"{node.ip}:{REDIS_PORT}", f"{known.ip}:{REDIS_PORT}"])
     ctx.in_cluster.append(node)
-    # every node must know the new one, and the new one the slot map, before slots can move to it
-    def joined() -> bool:
-        return (all(any(n.name == node.name for n in (cluster_nodes(m, ctx.topo) or [])) for m in ctx.cluster_up())
-                and not_yet_formed(ctx.topo, ctx.cluster_up()) is None)
-
-    if not wait_until(joined, 30):
+    # every node must know the new one, and the new one the slot map, before slots can move to it:
+    # a formed cluster is one where every node, the new one included, agrees on who is who
+    if not wait_until(lambda: not_yet_formed(ctx.topo, ctx.cluster_up()) is None, 30):
         raise ScenarioAborted(f"{node.name} had not joined within 30 s: {not_yet_formed(ctx.topo, ctx.cluster_up())}")
     ctx.event(f"{node.name} joined the cluster as a master with no slots")
 

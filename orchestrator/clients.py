@@ -115,12 +115,6 @@ class LabSentinel(Sentinel):
     def discover_slaves(self, service_name: str = MASTER_NAME) -> list[tuple[str, int]]:
         return [self.remap.host_address(*address) for address in super().discover_slaves(service_name)]
 
-    def master_node(self) -> Node:
-        """The node the Sentinels name as master now (one not flagged down); raises
-        MasterNotFoundError (a ConnectionError) while there is none."""
-        _, port = self.discover_master()
-        return self.remap.by_host_port(port)
-
     def close(self) -> None:
         for client in self.sentinels:
             client.close()

@@ -39,7 +39,12 @@ class ClusterNode:
 
     @property
     def slot_count(self) -> int:
-        return sum(end - start + 1 for start, end in self.slots)
+        return slot_count(self.slots)
+
+
+def slot_count(ranges) -> int:
+    """How many slots the (start, end) ranges cover."""
+    return sum(end - start + 1 for start, end in ranges)
 
 
 def members(topo: Topology) -> list[Node]:
@@ -114,15 +119,17 @@ def role_map(view: list[ClusterNode]) -> tuple:
 
 def majority_view(topo: Topology, nodes: list[Node] | None = None) -> tuple[list[ClusterNode] | None, int, int]:
     """(the view most answering nodes share, how many share its slot map, how many answered)."""
-    views = {n.name: cluster_nodes(n, topo) for n in (members(topo) if nodes is None else nodes)}
-    answered = {name: v for name, v in views.items() if v is not None}
+    return _majority([cluster_nodes(n, topo) for n in (members(topo) if nodes is None else nodes)])
+
+
+def _majority(views: list[list[ClusterNode] | None]) -> tuple[list[ClusterNode] | None, int, int]:
+    answered = [v for v in views if v is not None]
     if not answered:
         return None, 0, 0
-    counts = Counter(slot_map(v) for v in answered.values())
+    counts = Counter(slot_map(v) for v in answered)
     best, agreeing = counts.most_common(1)[0]
     # of the views with that slot map, the one that knows the most replica-master links
-    view = max((v for v in answered.values() if slot_map(v) == best),
-               key=lambda v: sum(1 for n in v if n.master_id))
+    view = max((v for v in answered if slot_map(v) == best), key=lambda v: sum(1 for n in v if n.master_id))
     return view, agreeing, len(answered)
 
 
@@ -138,7 +145,7 @@ def not_yet_formed(topo: Topology, nodes: list[Node] | None = None) -> str | Non
         if state != "ok":
             return f"{node.name} says cluster_state:{state}"
     views = [cluster_nodes(n, topo) for n in nodes]
-    view, agreeing, answered = majority_view(topo, nodes)
+    view, agreeing, _ = _majority(views)
     if view is None or agreeing < len(nodes):
         return f"{agreeing} of {len(nodes)} nodes agree on the slot map"
     if len({role_map(v) for v in views if v is not None}) > 1:
@@ -159,6 +166,10 @@ class Shard:
     master: str                          # node name of the master
     replicas: tuple[str, ...]
     slots: tuple[tuple[int, int], ...]
+
+    @property
+    def slot_count(self) -> int:
+        return slot_count(self.slots)
 
     def holds(self, slot: int) -> bool:
         return any(start <= slot <= end for start, end in self.slots)

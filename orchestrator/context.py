@@ -43,7 +43,6 @@ class RunContext:
         self.marks: dict[str, tuple[float, float]] = {}
         self.server: dict = {}
         self.probe: Probe | None = None
-        self.probe_via = ""
         self.waited_s = 0.0
         self.old_master: Node | None = None
         self.last_resolved: Node | None = None
@@ -123,20 +122,20 @@ class RunContext:
             view, _, _ = majority_view(topo, self.cluster_up())
             self.server["shards_at_start"] = shards(view)
             self.server["redirects_at_start"] = redirect_count(self.cluster_up())
-            connect, self.probe_via, probe_class = (lambda: cluster_client(topo)), "through RedisCluster", ClusterProbe
+            connect, via, probe_class = (lambda: cluster_client(topo)), "through RedisCluster", ClusterProbe
         elif topo.sentinels:
             self.sentinel = LabSentinel(topo)
-            connect, self.probe_via = (lambda: sentinel_connection(self.sentinel)), "through Sentinel"
+            connect, via = (lambda: sentinel_connection(self.sentinel)), "through Sentinel"
         elif len(topo.data_nodes) > 1:
-            connect, self.probe_via = (lambda: master_connection(topo)), "to the node the replicas follow"
+            connect, via = (lambda: master_connection(topo)), "to the node the replicas follow"
         else:
             node = topo.data_nodes[0]
-            connect, self.probe_via = (lambda: probe_connection(node)), f"to {node.name}"
+            connect, via = (lambda: probe_connection(node)), f"to {node.name}"
         self.probe = probe_class(connect, run_id=topo.run_id, clock=self.clock,
                                  wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms)
         self.probe.start()
         confirm = f", each write confirmed by WAIT {wait_replicas} {wait_timeout_ms}" if wait_replicas else ""
-        self.event(f"probe starts writing {self.probe_via}{confirm}")
+        self.event(f"probe starts writing {via}{confirm}")
 
     def stop_probe(self) -> None:
         if self.probe is not None and self.probe.running:

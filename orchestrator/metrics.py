@@ -58,6 +58,15 @@ def metric(name: str, unit: str, short: str):
     return register
 
 
+def server_metric(name: str, unit: str, short: str, method: str):
+    """Register a figure the runner read from the servers (INFO, logs, CLUSTER NODES) into
+    `Observation.server[name]`; `method` says how, for `lab run --explain`."""
+    def compute(obs: Observation):
+        return obs.server.get(name)
+    compute.__name__, compute.__doc__ = name, method
+    return metric(name, unit, short)(compute)
+
+
 @metric("acked", "writes", "writes the server acknowledged (+OK) during the run")
 def acked(obs: Observation):
     """Count of probe attempts whose reply was +OK."""
@@ -154,23 +163,20 @@ def load_s(obs: Observation):
     return round(after[0] - invoked, 3) if after else None
 
 
-@metric("server_load_s", "s", "load time Redis reported in its log after the restart")
-def server_load_s(obs: Observation):
+server_load_s = server_metric(
+    "server_load_s", "s", "load time Redis reported in its log after the restart",
     """The last 'DB loaded from ...: N seconds' line of the restarted node's log (Redis' own
-    measurement of reading its RDB/AOF). None when it started with no data to load."""
-    return obs.server.get("server_load_s")
+    measurement of reading its RDB/AOF). None when it started with no data to load.""")
 
 
-@metric("dataset_keys", "keys", "keys in the dataset right before the fault (INFO keyspace)")
-def dataset_keys(obs: Observation):
-    """`keys` of db0 in INFO keyspace, read from the target node just before the fault step."""
-    return obs.server.get("dataset_keys")
+dataset_keys = server_metric(
+    "dataset_keys", "keys", "keys in the dataset right before the fault (INFO keyspace)",
+    """`keys` of db0 in INFO keyspace, read from the target node just before the fault step.""")
 
 
-@metric("dataset_bytes", "bytes", "dataset memory right before the fault (INFO used_memory_dataset)")
-def dataset_bytes(obs: Observation):
-    """`used_memory_dataset` in INFO memory, read from the target just before the fault step."""
-    return obs.server.get("dataset_bytes")
+dataset_bytes = server_metric(
+    "dataset_bytes", "bytes", "dataset memory right before the fault (INFO used_memory_dataset)",
+    """`used_memory_dataset` in INFO memory, read from the target just before the fault step.""")
 
 
 @metric("writes_per_s", "writes/s", "probe throughput before the fault")
@@ -239,18 +245,16 @@ def failovers(obs: Observation):
     return len(switches(obs))
 
 
-@metric("replicas_in_sync", "nodes", "data nodes replicating the final master with their link up")
-def replicas_in_sync(obs: Observation):
+replicas_in_sync = server_metric(
+    "replicas_in_sync", "nodes", "data nodes replicating the final master with their link up",
     """At the end, the data nodes whose INFO replication says role:slave, master_host = the final
-    master and master_link_status:up. After a failover and the old master's return, all of them."""
-    return obs.server.get("replicas_in_sync")
+    master and master_link_status:up. After a failover and the old master's return, all of them.""")
 
 
-@metric("max_node_kept", "writes", "most of the before-fault acknowledged writes any one data node still holds")
-def max_node_kept(obs: Observation):
+max_node_kept = server_metric(
+    "max_node_kept", "writes", "most of the before-fault acknowledged writes any one data node still holds",
     """After recovery, the writes acknowledged before the fault are read back (MGET) from every data
-    node that answers; this is the largest count found on one node. 0 means every copy was wiped."""
-    return obs.server.get("max_node_kept")
+    node that answers; this is the largest count found on one node. 0 means every copy was wiped.""")
 
 
 def _shard_gaps(obs: Observation) -> dict[int, float] | None:
@@ -320,51 +324,44 @@ def clusterdown_errors(obs: Observation):
     return sum(1 for a in obs.attempts if a.error == "CLUSTERDOWN")
 
 
-@metric("redirects", "replies", "cluster: MOVED and ASK replies the nodes sent during the run")
-def redirects(obs: Observation):
+redirects = server_metric(
+    "redirects", "replies", "cluster: MOVED and ASK replies the nodes sent during the run",
     """The rise of errorstat_MOVED + errorstat_ASK (INFO errorstats) summed over the cluster's
     nodes from the probe's start to the end: redirects the client followed. A node restarted
-    during the run starts counting again, so after a kill this is a lower bound."""
-    return obs.server.get("redirects")
+    during the run starts counting again, so after a kill this is a lower bound.""")
 
 
-@metric("nodes_agreeing", "nodes", "cluster: nodes that share one slot map at the end")
-def nodes_agreeing(obs: Observation):
+nodes_agreeing = server_metric(
+    "nodes_agreeing", "nodes", "cluster: nodes that share one slot map at the end",
     """After recovery, CLUSTER NODES from every cluster node that is up; the number whose slot
-    map (ranges and their masters) is the one most of them share."""
-    return obs.server.get("nodes_agreeing")
+    map (ranges and their masters) is the one most of them share.""")
 
 
-@metric("master_slots_min", "slots", "cluster: fewest slots any master serves at the end")
-def master_slots_min(obs: Observation):
-    """From the agreed slot map at the end."""
-    return obs.server.get("master_slots_min")
+master_slots_min = server_metric(
+    "master_slots_min", "slots", "cluster: fewest slots any master serves at the end",
+    """From the agreed slot map at the end.""")
 
 
-@metric("master_slots_max", "slots", "cluster: most slots any master serves at the end")
-def master_slots_max(obs: Observation):
-    """From the agreed slot map at the end."""
-    return obs.server.get("master_slots_max")
+master_slots_max = server_metric(
+    "master_slots_max", "slots", "cluster: most slots any master serves at the end",
+    """From the agreed slot map at the end.""")
 
 
-@metric("slots_moved", "slots", "cluster: slots a reshard or rebalance step moved")
-def slots_moved(obs: Observation):
+slots_moved = server_metric(
+    "slots_moved", "slots", "cluster: slots a reshard or rebalance step moved",
     """Slots whose master differs between the slot maps read right before and right after the
-    reshard/rebalance step (CLUSTER NODES)."""
-    return obs.server.get("slots_moved")
+    reshard/rebalance step (CLUSTER NODES).""")
 
 
-@metric("keys_moved", "keys", "cluster: keys in the moved slots right after the move")
-def keys_moved(obs: Observation):
+keys_moved = server_metric(
+    "keys_moved", "keys", "cluster: keys in the moved slots right after the move",
     """CLUSTER COUNTKEYSINSLOT for every moved slot on its new master right after the step: the
-    keys migrated plus those the probe wrote there meanwhile."""
-    return obs.server.get("keys_moved")
+    keys migrated plus those the probe wrote there meanwhile.""")
 
 
-@metric("move_s", "s", "cluster: how long the reshard or rebalance step took")
-def move_s(obs: Observation):
-    """Wall time of the redis-cli --cluster reshard/rebalance command, run inside the lab network."""
-    return obs.server.get("move_s")
+move_s = server_metric(
+    "move_s", "s", "cluster: how long the reshard or rebalance step took",
+    """Wall time of the redis-cli --cluster reshard/rebalance command, run inside the lab network.""")
 
 
 _LOAD_LINE = re.compile(r"DB loaded from (?:disk|append only file): ([0-9.]+) seconds")
@@ -385,7 +382,7 @@ def shard_rows(obs: Observation) -> list[dict]:
     gaps = _shard_gaps(obs) or {}
     lost_set = set(obs.readback.lost)
     rows = [{"shard": i, "master_at_start": shard.master, "replicas": list(shard.replicas),
-             "slots": sum(b - a + 1 for a, b in shard.slots), "acked": 0, "lost": 0, "errors": 0,
+             "slots": shard.slot_count, "acked": 0, "lost": 0, "errors": 0,
              "longest_gap_s": round(gaps[i], 3) if i in gaps else None} for i, shard in enumerate(layout)]
     for attempt in obs.attempts:
         shard = shard_of_key(f"probe:{attempt.seq}", layout)

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import time
 
-from .clients import admin_client, is_ready, replication_states, wait_until
+from .clients import Remap, admin_client, is_ready, replication_states, wait_until
 from .cluster import cluster_client, log_events, majority_view, not_yet_formed, redirect_count, shards
 from .context import Event, RunContext
 from .errors import ScenarioAborted
 from .metrics import Observation, parse_server_load_s
-from .probe import OK, Probe
+from .probe import OK, READ_BATCH, Probe, batches
 from .topology import MASTER, REPLICA, Node, Topology
 
 READ_BACK_READY_TIMEOUT_S = 30.0
@@ -40,7 +40,6 @@ def observe(ctx: RunContext) -> Observation:
         ctx.server["replicas_in_sync"] = sum(1 for s in states.values()
                                              if s.role == REPLICA and s.master == master.name and s.link_up)
         ctx.server["max_node_kept"] = _most_kept(ctx, probe)
-        ctx.server["final_master"] = master.name
     if ctx.watch is not None:
         ctx.watch.stop()
         ctx.server["failover_watch"] = "sentinel"
@@ -74,7 +73,7 @@ def _most_kept(ctx: RunContext, probe: Probe) -> int | None:
     for node in ctx.topo.data_nodes:
         client = admin_client(node, timeout_s=10)
         try:
-            present = sum(1 for i in range(0, len(keys), 1000) for v in client.mget(keys[i:i + 1000]) if v is not None)
+            present = sum(1 for batch in batches(keys, READ_BATCH) for v in client.mget(batch) if v is not None)
         except Exception:  # noqa: BLE001 - a node that is down holds nothing we can count
             continue
         finally:
@@ -116,9 +115,9 @@ def client_events(ctx: RunContext, obs: Observation) -> list[Event]:
         if first:
             found.append(Event(first[0].completed - ctx.t0, f"first ack after the fault (probe:{first[0].seq})", "client"))
     if ctx.probe is not None and len(ctx.topo.data_nodes) > 1:
-        current = None
+        remap, current = Remap(ctx.topo), None
         for at, port in ctx.probe.connections:
-            node = next((n for n in ctx.topo.nodes if n.host_port == port), None)
+            node = remap.by_host_port(port)
             if node is not None and node.name != current:
                 found.append(Event(at - ctx.t0, f"probe connected to {node.name}", "client"))
                 current = node.name
@@ -155,7 +154,7 @@ def _observe_cluster(ctx: RunContext, probe: Probe) -> Observation:
     finally:
         client.close()
     view, agreeing, _ = majority_view(topo, up)
-    counts = [sum(b - a + 1 for a, b in shard.slots) for shard in shards(view)]
+    counts = [shard.slot_count for shard in shards(view)]
     ctx.server.update(nodes_agreeing=agreeing, master_slots_min=min(counts), master_slots_max=max(counts),
                       redirects=redirect_count(up) - ctx.server.get("redirects_at_start", 0),
                       failover_watch="cluster")

@@ -179,7 +179,7 @@ class Probe:
         attempts = self.attempts
         wanted = [a for a in attempts if a.outcome in (OK, INFO)]
         present = set()
-        for batch in _batches(wanted, READ_BATCH):
+        for batch in batches(wanted, READ_BATCH):
             values = reader.mget([self.key_for(a.seq) for a in batch])
             for attempt, value in zip(batch, values):
                 if value is not None and _text(value) == self.value_for(attempt.seq):
@@ -241,7 +241,8 @@ def error_counts(attempts: Iterable[Attempt]) -> Counter:
     return Counter(a.error for a in attempts if a.outcome != OK)
 
 
-def _batches(items: list, size: int):
+def batches(items: list, size: int):
+    """Consecutive slices of `items`, `size` long (the last shorter): reads go in MGETs of that many keys."""
     for start in range(0, len(items), size):
         yield items[start:start + size]
 

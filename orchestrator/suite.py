@@ -158,16 +158,12 @@ def _run_in_worker(lab_path: str, scenario: str, mode: str, settings: RunSetting
     mine = dataclasses.replace(settings, port_base=settings.port_base + _SLOT * PORT_STRIDE)
     try:
         return run_guarded(load_lab(lab_path), scenario, mode, mine, run_id=run_id)
-    except LabError:
-        _STOP.set()          # the lab is already removed: start nothing more
-        raise
-    except Exception as exc:
-        # Exceptions of other libraries may not survive the way back to the main process
-        # (pickling); send the traceback as text instead.
-        _STOP.set()
-        raise WorkerCrash(f"{type(exc).__name__} in {scenario} [{mode}]: {exc}\n{traceback.format_exc()}") from None
-    except BaseException:
-        _STOP.set()          # interrupted (the lab is already removed): start nothing more
+    except BaseException as exc:
+        _STOP.set()          # error or interruption (the lab is already removed): start nothing more
+        if isinstance(exc, Exception) and not isinstance(exc, LabError):
+            # Exceptions of other libraries may not survive the way back to the main process
+            # (pickling); send the traceback as text instead.
+            raise WorkerCrash(f"{type(exc).__name__} in {scenario} [{mode}]: {exc}\n{traceback.format_exc()}") from None
         raise
 
 
