@@ -10,7 +10,7 @@ from .clients import Remap, admin_client, is_ready, replication_states, wait_unt
 from .cluster import cluster_client, log_events, majority_view, not_yet_formed, redirect_count, shards
 from .context import Event, RunContext
 from .errors import ScenarioAborted
-from .metrics import Observation, parse_server_load_s
+from .metrics import Observation, parse_server_load_s, switches
 from .probe import OK, READ_BATCH, Probe, batches
 from .topology import MASTER, REPLICA, Node, Topology
 
@@ -121,6 +121,19 @@ def client_events(ctx: RunContext, obs: Observation) -> list[Event]:
             if node is not None and node.name != current:
                 found.append(Event(at - ctx.t0, f"probe connected to {node.name}", "client"))
                 current = node.name
+    return found
+
+
+def promotions(topo: Topology, obs: Observation) -> list[str]:
+    """Each failover as the servers announced it (metrics.switches, the events `failovers`
+    counts): Sentinel's "old -> new" master, or the cluster replica that won its election."""
+    found = []
+    for event in switches(obs):
+        if event.name == "+switch-master":   # detail: <master name> <old ip> <port> <new ip> <port>
+            _, old, _, new, _ = event.detail.split()
+            found.append(f"{topo.name_of(old)} -> {topo.name_of(new)}")
+        else:
+            found.append(f"{event.source} (won the election)")
     return found
 
 

@@ -53,9 +53,8 @@ def format_result(result: Result, explain: bool = False) -> str:
     if result.roles:
         lines.append("roles at the end (INFO replication): "
                      + "; ".join(f"{node} {role}" for node, role in result.roles.items()))
-        promoted = promotions(result)
-        if promoted:
-            lines.append(f"promoted: {', '.join(promoted)}")
+        if result.promoted:
+            lines.append(f"promoted: {', '.join(result.promoted)}")
         lines.append("")
     lines.append("timeline (seconds since the lab was ready; client = what the probe saw; server = the servers' own "
                  "events: Sentinel's channels or the cluster nodes' logs, each shown once with the nodes that "
@@ -93,23 +92,6 @@ def condensed(events) -> list[tuple[float, str, str]]:
         open_groups[text] = group
         rows.append(group)
     return [(t, source, f"{what}  [{', '.join(who)}]" if who else what) for t, source, what, who in rows]
-
-
-def promotions(result: Result) -> list[str]:
-    """Masters announced by +switch-master (old -> new), in order, each once."""
-    found = []
-    for e in result.events:
-        words = e.what.split()
-        if e.source == "server" and "Failover election won" in e.what:
-            change = f"{e.what.split(':')[0]} (won the election)"
-            if change not in found:
-                found.append(change)
-        if e.source == "server" and "+switch-master" in words:
-            i = words.index("+switch-master")
-            change = f"{words[i + 2]} -> {words[i + 4]}" if len(words) > i + 4 else " ".join(words[i + 1:])
-            if change not in found:
-                found.append(change)
-    return found
 
 
 def format_repeats(results: list[Result]) -> str:

@@ -18,7 +18,7 @@ from .labs import Lab, Scenario
 from .lifecycle import (RunSettings, bring_up, preflight, prepare, shielded_from_interrupts, sigterm_as_interrupt,
                         teardown)
 from .metrics import compute_metrics, shard_rows
-from .observe import client_events, final_roles, observe, server_events
+from .observe import client_events, final_roles, observe, promotions, server_events
 from .paths import state_dir
 from .probe import error_counts
 from .runtime import Engine
@@ -44,13 +44,15 @@ class Result:
     roles: dict[str, str] = field(default_factory=dict)     # data node -> role at the end, as INFO says
     error: str = ""                # why the scenario stopped before it could be measured
     shards: list[dict] = field(default_factory=list)         # cluster: figures per shard (metrics.shard_rows)
+    promoted: list[str] = field(default_factory=list)        # each failover: who became master
 
     def as_dict(self) -> dict:
         return {"lab": self.lab, "scenario": self.scenario, "mode": self.mode, "image": self.image,
                 "passed": self.passed, "duration_s": round(self.duration_s, 3),
                 "metrics": self.metrics, "checks": [c.as_dict() for c in self.checks],
-                "events": [e.as_dict() for e in self.events], "roles": self.roles, "shards": self.shards, "error": self.error,
-                "error_kinds": self.error_kinds, "waited_s": round(self.waited_s, 3),
+                "events": [e.as_dict() for e in self.events], "roles": self.roles, "promoted": self.promoted,
+                "shards": self.shards, "error": self.error, "error_kinds": self.error_kinds,
+                "waited_s": round(self.waited_s, 3),
                 "phases_s": {k: round(v, 3) for k, v in self.phases.items()}}
 
 
@@ -132,7 +134,7 @@ def run_scenario(lab: Lab, scenario_name: str, mode: str | None, settings: RunSe
                   passed=all(c.passed for c in checks), duration_s=time.monotonic() - started,
                   metrics=metrics, checks=checks, events=events,
                   error_kinds=dict(error_counts(obs.attempts)), waited_s=ctx.waited_s, phases=phases,
-                  roles=roles, shards=shard_rows(obs))
+                  roles=roles, shards=shard_rows(obs), promoted=promotions(topo, obs))
 
 
 def new_run_id() -> str:

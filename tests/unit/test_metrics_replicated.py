@@ -142,3 +142,17 @@ def test_a_switch_back_and_forth_counts_every_failover():
 def test_failover_s_ignores_switches_before_the_fault():
     events = [_event(0.5)] + _three_sentinels(3.2)
     assert failover_s(observe(events)) == pytest.approx(2.0)
+
+
+def test_promotions_name_each_failover_once(sentinel_lab):
+    from orchestrator.observe import promotions
+    from orchestrator.topology import derive_topology
+
+    topo = derive_topology(sentinel_lab, "aof-everysec", run_id="t", image="redis", port_base=7100)
+    ip = {n.name: n.ip for n in topo.nodes}
+    there = f"mymaster {ip['redis-1']} 6379 {ip['redis-3']} 6379"
+    back = f"mymaster {ip['redis-3']} 6379 {ip['redis-1']} 6379"
+    events = _three_sentinels(3.0, there) + _three_sentinels(8.0, back)
+    assert promotions(topo, observe(events)) == ["redis-1 -> redis-3", "redis-3 -> redis-1"]
+    won = [_event(4.0, name="failover-won", detail="Failover election won: I'm the new master.", source="redis-5")]
+    assert promotions(topo, observe(won)) == ["redis-5 (won the election)"]
