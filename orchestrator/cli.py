@@ -1,7 +1,12 @@
-"""The `lab` command line. Thin: parse options, call one function of the core, print."""
+"""The `lab` command line. Thin: parse options, check them, call one function of the core, print.
+
+What runs labs (Docker through python-on-whales, the servers through redis-py) is imported by
+the commands that run labs, not here: `lab --help`, `lab list` and `lab validate` never load it.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import traceback
@@ -11,20 +16,12 @@ import click
 from tabulate import tabulate
 
 from . import report
-from .actions import ACTIONS
-from .clients import role_now
-from .doctor import examine
+from .engine.topology import DEFAULT_PORT_BASE, HIGHEST_PORT, LABEL_LAB, LABEL_RUN, LOWEST_PORT, UP_RUN_ID, project_name
 from .errors import EXIT_EXPECTATION_FAILED, EXIT_OK, LabError, UsageError, exit_code_for
-from .image import LOCAL_IMAGE, build_local_image, resolve_image
-from .labs import PERSISTENCE_MODES, lab_names, load_all_labs, load_lab
-from .lifecycle import RunSettings, bring_up, preflight, prepare, sigterm_as_interrupt, teardown
-from .metrics import METRICS
-from .paths import state_dir
-from .runtime import Engine
-from .scenario import default_mode, modes_to_run, run_scenario
-from .suite import plan, run_plan
-from .topology import DEFAULT_PORT_BASE, MASTER_NAME, UP_RUN_ID, derive_topology
-from .validate import validate_lab
+from .image import LOCAL_IMAGE, OFFICIAL_IMAGE
+from .spec import ACTIONS, KINDS, PERSISTENCE_MODES, lab_names, load_all_labs, load_lab, load_plugins
+from .spec.registry import ordered_metrics
+from .spec.paths import state_dir
 
 MODE_HELP = f"persistence mode: {', '.join(PERSISTENCE_MODES)} (default: the lab's own)"
 
@@ -40,8 +37,14 @@ class LabGroup(click.Group):
         except LabError as exc:
             click.secho(f"error: {exc}", err=True, fg="red")
             ctx.exit(exc.exit_code)
+        except BrokenPipeError:
+            # the reader went away (`lab list | head`): nothing more to say, and nothing to say it to
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(0)
         except KeyboardInterrupt as exc:
-            click.echo("interrupted: what this run had started was removed", err=True)
+            kept = getattr(ctx.obj, "kept", None)
+            click.echo(f"interrupted: the lab was kept as asked (--keep); remove it with `{kept}`" if kept else
+                       "interrupted: what this run had started was removed", err=True)
             ctx.exit(exit_code_for(exc))
         except Exception as exc:  # noqa: BLE001 - the one place that reports bugs
             traceback.print_exc()
@@ -51,29 +54,90 @@ class LabGroup(click.Group):
 
 
 class Settings:
+    """The global options, and the engine and image, found once when a command needs them."""
+
     def __init__(self, image: str | None, port_base: int):
         self.requested_image = image
         self.port_base = port_base
+        self.kept: str | None = None       # the `lab down` command that removes a kept lab
         self._engine = None
 
     @property
-    def engine(self) -> Engine:
+    def engine(self):
         if self._engine is None:
+            from .engine.docker import Engine
             self._engine = Engine()
         return self._engine
 
-    def run_settings(self, keep: bool = False) -> RunSettings:
+    def run_settings(self, keep: bool = False):
+        from .engine.lifecycle import RunSettings
+        from .image import resolve_image
+
+        self.engine.version()              # Docker down: one clear line before anything else
         choice = resolve_image(self.engine, self.requested_image)
         if choice.note:
             click.echo(f"note: {choice.note}", err=True)
         return RunSettings(image=choice.name, port_base=self.port_base, keep=keep)
 
+    def check_ports(self, labs, extra_slots: int = 0) -> None:
+        """The port base leaves room for the nodes of every lab (in every worker slot)."""
+        from .kinds import kind_of
+        from .suite import PORT_STRIDE
+
+        for lab in labs:
+            count = max(kind_of(lab).node_count(lab.topology.params, s.uses) for s in lab.scenarios.values())
+            last = self.port_base + extra_slots * PORT_STRIDE + count - 1
+            if last > HIGHEST_PORT:
+                raise UsageError(f"--port-base {self.port_base} leaves no room for lab {lab.name!r} "
+                                 f"({count} ports{' in each of the parallel jobs' if extra_slots else ''}; the highest "
+                                 f"port is {HIGHEST_PORT})", f"use --port-base {HIGHEST_PORT - (last - self.port_base)} "
+                                                             f"or lower")
+
+
+def _port_base(ctx, param, value: int) -> int:
+    if not LOWEST_PORT <= value <= HIGHEST_PORT:
+        raise click.BadParameter(f"{value} is not a port from {LOWEST_PORT} to {HIGHEST_PORT} (ports below "
+                                 f"{LOWEST_PORT} are reserved for system services)")
+    return value
+
+
+def writable_file(path: Path | None, option: str) -> Path | None:
+    """Refuse, before anything runs, an output file that cannot be written."""
+    if path is None or str(path) == "-":
+        return path
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a directory", f"give a file name, e.g. {path / 'result.json'}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"{option} {path}: the directory {parent} does not exist", f"create it first (mkdir -p {parent})")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{option} {path}: cannot write in {parent}", "choose a directory you can write to")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"{option} {path}: the file is not writable", "choose another file")
+    return path
+
+
+def writable_dir(path: Path, option: str) -> Path:
+    """Refuse, before anything runs, an output directory that cannot be made or written."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path}: is a file, not a directory", "give a directory (it is created if needed)")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{option} {path}: {existing} is a file, so no directory can be made under it",
+                         "choose another directory")
+    if not os.access(existing, os.W_OK):
+        raise UsageError(f"{option} {path}: cannot write in {existing}", "choose a directory you can write to")
+    return path
+
 
 @click.group(cls=LabGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--image", envvar="LAB_IMAGE", default=None, metavar="IMAGE",
-              help="Redis image for the nodes (env LAB_IMAGE). Default: the official redis:7.2, or the "
+              help=f"Redis image for the nodes (env LAB_IMAGE). Default: the official {OFFICIAL_IMAGE}, or the "
                    f"offline {LOCAL_IMAGE} when that cannot be pulled.")
 @click.option("--port-base", envvar="LAB_PORT_BASE", default=DEFAULT_PORT_BASE, show_default=True, type=int,
+              callback=_port_base,
               help="first host port; nodes are published on 127.0.0.1:<port-base + n> (env LAB_PORT_BASE)")
 @click.version_option(package_name="redis-ha-lab")
 @click.pass_context
@@ -82,9 +146,9 @@ def cli(ctx, image, port_base):
 
     Each lab (labs/*.yaml) is a Redis topology plus scenarios: a probe writes distinct keys
     while a fault strikes (a SIGKILL, a shutdown, a lost volume, a torn AOF, a frozen or
-    partitioned master); afterwards every acknowledged key is read back. The tool reports how
-    long writes were unavailable and which acknowledged writes were lost, and checks both
-    against the scenario's expectation.
+    partitioned master); afterwards every key is read back. The tool reports how long writes
+    were unavailable and which acknowledged writes were lost, and checks both against the
+    scenario's expectation.
 
     \b
     Start here:
@@ -94,8 +158,10 @@ def cli(ctx, image, port_base):
       lab compare persistence                    every persistence mode, one table
       lab verify                                 everything; exit 1 on a deviation (for CI)
 
-    Exit codes: 0 all expectations met, 1 an expectation failed, 2 usage, lab file or
-    environment error (the message says how to fix it).
+    Verdicts: PASS (measured, as expected), FAIL (measured, an expectation missed), ERROR
+    (could not measure: the reason is given). Exit codes: 0 every run passed, 1 a run FAILed or
+    ERRORed, 2 usage, lab file or environment error found before anything started (the message
+    says how to fix it).
     """
     ctx.obj = Settings(image, port_base)
 
@@ -107,20 +173,28 @@ def cli(ctx, image, port_base):
 @click.option("--metrics", "show_metrics", is_flag=True, help="also list the metrics an expectation may name")
 def list_labs(show_actions, show_metrics):
     """Labs and their scenarios, with one-line summaries."""
+    load_plugins()
     for lab in load_all_labs():
         click.secho(f"{lab.name}", bold=True, nl=False)
         click.echo(f"  {lab.summary}")
-        click.echo(f"  modes: {', '.join(lab.topology.modes)} (default {lab.topology.persistence})")
+        click.echo(f"  kind {lab.topology.kind}; modes: {', '.join(lab.topology.modes)} (default {lab.topology.persistence})")
         rows = [(name, ", ".join(s.modes), s.summary) for name, s in lab.scenarios.items()]
         click.echo(tabulate(rows, headers=["  scenario", "modes", "summary"], tablefmt="plain",
                             maxcolwidths=[None, 30, 60]))
         click.echo()
     if show_actions:
-        click.echo(tabulate([(a.usage(), a.summary) for a in ACTIONS.values()], headers=["action", "what it does"],
-                            maxcolwidths=[None, 70]))
+        rows = [(a.usage(), _applies(a.requires, a.modes), a.summary) for a in ACTIONS.values()]
+        click.echo(tabulate(rows, headers=["action", "applies to", "what it does"], maxcolwidths=[None, 24, 60]))
         click.echo()
     if show_metrics:
-        click.echo(tabulate([(m.name, m.unit, m.short) for m in METRICS.values()], headers=["metric", "unit", "meaning"]))
+        rows = [(m.name, m.unit, _applies(m.requires, None), m.short) for m in ordered_metrics()]
+        click.echo(tabulate(rows, headers=["metric", "unit", "applies to", "meaning"], maxcolwidths=[None, None, 24, 60]))
+
+
+def _applies(requires, modes) -> str:
+    kinds = [k.name for k in KINDS.values() if requires <= k.capabilities]
+    text = "every kind" if len(kinds) == len(KINDS) else "kind " + ", ".join(kinds)
+    return text + (f"; modes {', '.join(modes)}" if modes else "")
 
 
 @cli.command()
@@ -128,10 +202,13 @@ def list_labs(show_actions, show_metrics):
 def validate(labs):
     """Check lab files and render every template; starts no container.
 
-    Checks the schema, actions and their arguments, targets, metric names in
-    expectations, and renders the compose file and redis.conf of every scenario in
-    every mode. With no argument: every lab in labs/.
+    Checks the YAML (UTF-8, no key given twice), the schema, actions and their arguments,
+    whether each action, workload option and expected metric applies to the lab's kind and
+    modes, targets, redis.conf settings that would fight the mode, and renders the compose file
+    and redis.conf of every scenario in every mode. With no argument: every lab in labs/.
     """
+    from .validate import validate_lab
+
     for name in labs or lab_names():
         lab = load_lab(name)
         rendered = validate_lab(lab)
@@ -141,31 +218,34 @@ def validate(labs):
 @cli.command()
 @click.argument("lab", metavar="LAB|PATH")
 @click.option("--mode", type=click.Choice(PERSISTENCE_MODES), help=MODE_HELP)
-@click.option("--scenario", help="render with this scenario's redis.conf settings")
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("out"),
+@click.option("--scenario", help="render with this scenario's settings (and the networks its faults need)")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("out"),
               show_default=True, help="directory to write compose.yaml and the redis.conf files to")
 @click.pass_obj
 def render(settings, lab, mode, scenario, output):
     """Write the compose project of a lab to a directory, to read or to run by hand
     (`docker compose -f DIR/compose.yaml up -d`)."""
-    from .render import render_project
+    from .engine.render import render_project
+    from .kinds import derive_topology
 
+    writable_dir(output, "-o")
     lab = load_lab(lab)
     chosen = lab.scenario(scenario) if scenario else None
     mode = lab.check_mode(mode or lab.topology.persistence)
+    settings.check_ports([lab])
     image = settings.requested_image or _image_for_render(settings)
     topo = derive_topology(lab, mode, run_id="manual", image=image, port_base=settings.port_base, scenario=chosen)
     compose = render_project(topo, output)
     click.echo(f"wrote {compose} and {', '.join(n.config_file for n in topo.nodes)} (mode {mode}, image {image})")
     click.echo(f"run it:    docker compose -f {compose} up -d")
-    click.echo(f"remove it: docker compose -f {compose} down -v   (or `lab down {lab.name}`)")
+    click.echo(f"remove it: docker compose -f {compose} down -v   (or `lab down {lab.name} --runs`)")
 
 
 def _image_for_render(settings: Settings) -> str:
     try:
+        from .image import resolve_image
         return resolve_image(settings.engine).name
     except LabError:
-        from .image import OFFICIAL_IMAGE
         return OFFICIAL_IMAGE
 
 
@@ -177,18 +257,23 @@ def _image_for_render(settings: Settings) -> str:
 @click.pass_obj
 def up(settings, lab, mode):
     """Start a lab, wait until every node is ready, print how to connect. `lab down` removes it."""
+    from .engine.lifecycle import bring_up, preflight, prepare, sigterm_as_interrupt, teardown
+    from .kinds import kind_of
+
     lab = load_lab(lab)
     mode = lab.check_mode(mode or lab.topology.persistence)
+    settings.check_ports([lab])
     run = settings.run_settings(keep=True)
-    topo = derive_topology(lab, mode, run_id=UP_RUN_ID, image=run.image, port_base=settings.port_base)
+    kind = kind_of(lab)
+    topo = kind.derive(lab, mode, UP_RUN_ID, run.image, settings.port_base)
     preflight(topo, settings.engine)
     project_dir = state_dir() / topo.project
-    runtime = prepare(topo, project_dir)
+    handle = prepare(topo, project_dir)
     with sigterm_as_interrupt():
         try:
-            bring_up(runtime)
+            bring_up(handle, kind)
         except BaseException:
-            teardown(runtime)
+            teardown(handle.runtime)
             shutil.rmtree(project_dir, ignore_errors=True)
             raise
     click.echo(f"lab {lab.name} is up (mode {mode}, image {run.image}); project in {project_dir}")
@@ -196,14 +281,8 @@ def up(settings, lab, mode):
         where = f"lab network {node.ip}, " if node.ip else ""
         volume = "" if node.is_sentinel else (f"volume {node.volume}" if node.volume else "no data volume")
         click.echo(f"  {node.name} ({node.role}): redis-cli -p {node.host_port}    [{where}{volume}]".replace(", ]", "]"))
-    if topo.kind == "cluster":
-        click.echo(f"use the cluster: redis-cli -c -p {topo.nodes[0].host_port}    (CLUSTER NODES, CLUSTER SHARDS)")
-        click.echo("  (redirects name lab-network addresses; a Linux host reaches them directly, elsewhere use a "
-                   "cluster client with an address remap, as the probe does)")
-    if topo.sentinels:
-        click.echo(f"ask a Sentinel for the master: redis-cli -p {topo.sentinels[0].host_port} "
-                   f"SENTINEL get-master-addr-by-name {MASTER_NAME}")
-        click.echo("  (it answers with the master's lab-network address; the list above says which node that is)")
+    for line in kind.up_lines(topo):
+        click.echo(line)
     click.echo(f"remove it with: lab down {lab.name}")
 
 
@@ -211,6 +290,8 @@ def up(settings, lab, mode):
 @click.pass_obj
 def status(settings):
     """Running labs: their nodes, roles, states and ports."""
+    from .engine.nodes import role_now
+
     containers = settings.engine.lab_containers()
     if not containers:
         click.echo("no lab is running")
@@ -225,21 +306,35 @@ def status(settings):
 
 @cli.command()
 @click.argument("lab", required=False, metavar="[LAB]")
+@click.option("--run", "run_id", metavar="RUN", help="remove the run RUN of the lab (one `lab run --keep` left)")
+@click.option("--runs", is_flag=True, help="also remove every scenario run of the lab (`lab run --keep`, or runs "
+                                           "another process is still doing)")
 @click.option("--all", "everything", is_flag=True, help="remove every resource carrying the tool's labels")
 @click.pass_obj
-def down(settings, lab, everything):
-    """Remove a lab's containers, networks and volumes (only what this tool made)."""
-    from .topology import LABEL_LAB, project_name
-
-    if not lab and not everything:
+def down(settings, lab, run_id, runs, everything):
+    """Remove what `lab up LAB` made (containers, networks, volumes and its project directory).
+    Scenario runs of the lab are left alone unless you name one (--run) or all (--runs)."""
+    if everything:
+        removed = settings.engine.remove_labelled(LABEL_LAB)
+        for directory in state_dir().glob("lab-*"):
+            shutil.rmtree(directory, ignore_errors=True)
+        click.echo(f"removed {removed} containers, networks and volumes")
+        return
+    if not lab:
         raise UsageError("say which lab to remove", "`lab down LAB`, or `lab down --all`")
-    if lab and not everything:
-        lab = load_lab(lab).name
-    removed = settings.engine.remove_labelled(LABEL_LAB if everything else f"{LABEL_LAB}={lab}")
-    targets = list(state_dir().glob("lab-*")) if everything else [state_dir() / project_name(lab)]
-    for directory in targets:
+    lab = load_lab(lab).name
+    if runs:
+        removed = settings.engine.remove_labelled(f"{LABEL_LAB}={lab}")
+        directories = list(state_dir().glob(f"{project_name(lab)}-*")) + [state_dir() / project_name(lab)]
+        what = f"of lab {lab} (`lab up` and every run)"
+    else:
+        chosen = run_id or UP_RUN_ID
+        removed = settings.engine.remove_labelled(f"{LABEL_LAB}={lab}", f"{LABEL_RUN}={chosen}")
+        directories = [state_dir() / project_name(lab, chosen)]
+        what = f"of lab {lab}" + (f" run {run_id}" if run_id else "")
+    for directory in directories:
         shutil.rmtree(directory, ignore_errors=True)
-    click.echo(f"removed {removed} containers, networks and volumes" + ("" if everything else f" of lab {lab}"))
+    click.echo(f"removed {removed} containers, networks and volumes {what}")
 
 
 @cli.command()
@@ -247,30 +342,40 @@ def down(settings, lab, everything):
 @click.argument("scenario")
 @click.option("--mode", type=click.Choice(PERSISTENCE_MODES), help=MODE_HELP)
 @click.option("--repeat", default=1, show_default=True, type=click.IntRange(1, 100), help="run it N times")
-@click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--json", "json_file", type=click.Path(path_type=Path),
               help="write the result object (a list with --repeat) to FILE")
 @click.option("--keep", is_flag=True, help="leave the lab running afterwards (remove it with `lab down`)")
 @click.option("--explain", is_flag=True, help="say how each figure was measured")
 @click.pass_obj
 def run(settings, lab, scenario, mode, repeat, json_file, keep, explain):
     """Run one scenario: start the lab, write with the probe, inject the fault, recover,
-    read every acknowledged key back, and check the expectation.
+    read every key back, and check the expectation.
 
     \b
     Example:
       lab run persistence kill-restart --mode rdb
     """
+    from .scenario import run_scenario
+
+    writable_file(json_file, "--json")
     lab = load_lab(lab)
     chosen = lab.scenario(scenario)
     if mode:
-        modes_to_run(lab, chosen, mode)
+        lab.modes_to_run(chosen, mode)
     if keep and repeat > 1:
         raise UsageError("--keep keeps one lab running; it cannot go with --repeat")
+    settings.check_ports([lab])
     run_settings = settings.run_settings(keep=keep)
-    click.echo(f"running {lab.name} / {scenario} [mode {mode or default_mode(lab, chosen)}] ...", err=True)
+    click.echo(f"running {lab.name} / {scenario} [mode {mode or lab.default_mode(chosen)}] ...", err=True)
     results = []
     for _ in range(repeat):
-        result = run_scenario(lab, scenario, mode, run_settings, engine=settings.engine)
+        if keep:
+            from .scenario import new_run_id
+            run_id = new_run_id()
+            settings.kept = f"lab down {lab.name} --run {run_id}"
+        else:
+            run_id = None
+        result = run_scenario(lab, scenario, mode, run_settings, engine=settings.engine, run_id=run_id)
         click.echo(report.format_result(result, explain=explain))
         click.echo()
         results.append(result)
@@ -279,13 +384,12 @@ def run(settings, lab, scenario, mode, repeat, json_file, keep, explain):
     if json_file:
         report.write_json(json_file, results if repeat > 1 else results[0])
     if keep:
-        click.echo(f"the lab is still running: `lab status`; remove it with `lab down {lab.name}`")
+        click.echo(f"the lab is still running: `lab status`; remove it with `{settings.kept}`")
     _exit_for(results)
 
 
 @cli.command()
-@click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="write the result object to FILE")
+@click.option("--json", "json_file", type=click.Path(path_type=Path), help="write the result object to FILE")
 @click.option("--keep", is_flag=True, help="leave the lab running afterwards (remove it with `lab down`)")
 @click.option("--explain", is_flag=True, help="say how each figure was measured")
 @click.pass_context
@@ -307,15 +411,22 @@ def compare():
 
 
 @compare.command("persistence")
-@click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path), help="write the results to FILE")
+@click.option("--json", "json_file", type=click.Path(path_type=Path), help="write the results to FILE")
+@click.option("--jobs", "-j", default=2, show_default=True, type=click.IntRange(1, 8),
+              help="runs at once, each on its own ports (--port-base + 20 per job)")
 @click.pass_obj
-def compare_persistence(settings, json_file):
-    """Every persistence scenario in every mode (none, rdb, aof-everysec, aof-always,
-    rdb+aof): one table with the modes as rows."""
+def compare_persistence(settings, json_file, jobs):
+    """Every persistence scenario in every mode (none, rdb, aof-no, aof-everysec, aof-always,
+    rdb+aof): one table with the modes as rows. A run that could not measure shows ERROR."""
+    from .suite import plan, run_plan
+
+    writable_file(json_file, "--json")
     lab = load_lab("persistence")
+    settings.check_ports([lab], extra_slots=jobs - 1)
     order = {mode: i for i, mode in enumerate(PERSISTENCE_MODES)}
     runs = sorted(plan([lab]), key=lambda r: order[r[2]])
-    results = run_plan(runs, settings.run_settings(), on_result=lambda r: click.echo(report.verify_line(r), err=True))
+    results = run_plan(runs, settings.run_settings(), jobs=jobs,
+                       on_result=lambda r: click.echo(report.verify_line(r), err=True))
     click.echo(report.format_compare(results))
     if json_file:
         report.write_json(json_file, results)
@@ -324,18 +435,25 @@ def compare_persistence(settings, json_file):
 
 @cli.command()
 @click.argument("labs", nargs=-1, metavar="[LAB|PATH]...")
-@click.option("--junit", "junit_file", type=click.Path(dir_okay=False, path_type=Path), help="write JUnit XML to FILE")
-@click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path), help="write the results to FILE")
+@click.option("--junit", "junit_file", type=click.Path(path_type=Path), help="write JUnit XML to FILE")
+@click.option("--json", "json_file", type=click.Path(path_type=Path), help="write the results to FILE")
 @click.option("--jobs", "-j", default=2, show_default=True, type=click.IntRange(1, 8),
               help="labs run at once, each on its own ports (--port-base + 20 per job); 1 measures every "
                    "run on an otherwise idle machine")
 @click.pass_obj
 def verify(settings, labs, junit_file, json_file, jobs):
     """Run every scenario of the labs (default: all) in every mode it declares; exit 1 if
-    any outcome differs from its expectation. For CI."""
+    any run FAILed (an expectation missed) or ERRORed (could not measure). For CI: every run
+    ends in the table, the JSON (`status`) and the JUnit file (<failure>, <error>)."""
+    from .suite import plan, run_plan
+    from .validate import validate_lab
+
+    writable_file(junit_file, "--junit")
+    writable_file(json_file, "--json")
     loaded = [load_lab(name) for name in (labs or lab_names())]
     for lab in loaded:
         validate_lab(lab)
+    settings.check_ports(loaded, extra_slots=jobs - 1)
     results = run_plan(plan(loaded), settings.run_settings(), jobs=jobs,
                        on_result=lambda r: click.echo(report.verify_line(r)))
     click.echo()
@@ -358,6 +476,8 @@ def _exit_for(results) -> None:
 @click.pass_obj
 def doctor(settings):
     """Check the Docker engine, compose v2, the image and free ports; say how to fix what is wrong."""
+    from .doctor import examine
+
     findings = examine(settings.port_base, settings.requested_image)
     click.echo(tabulate([("ok" if f.ok else "FAIL", f.check, f.detail) for f in findings],
                         headers=["", "check", "detail"], maxcolwidths=[None, None, 80]))
@@ -376,6 +496,8 @@ def image():
 def image_build(settings, tag):
     """Build a Redis image offline, FROM scratch, with this machine's redis-server, redis-cli
     and the shared libraries ldd lists. Needs no registry."""
+    from .image import build_local_image
+
     version = build_local_image(settings.engine, tag)
     click.echo(f"built {tag} with Redis {version}")
 
@@ -384,6 +506,8 @@ def image_build(settings, tag):
 @click.pass_obj
 def image_which(settings):
     """Print the image a run will use (pulling the official one if it can); exit 2 if none."""
+    from .image import resolve_image
+
     choice = resolve_image(settings.engine, settings.requested_image)
     click.echo(choice.name)
     if choice.note:

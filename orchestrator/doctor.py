@@ -6,9 +6,9 @@ import shutil
 from dataclasses import dataclass
 
 from .errors import LabError
+from .engine.docker import Engine
+from .engine.lifecycle import check_port_free
 from .image import LOCAL_IMAGE, OFFICIAL_IMAGE, resolve_image
-from .lifecycle import check_port_free
-from .runtime import Engine
 
 PORTS_CHECKED = 10
 

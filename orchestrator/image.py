@@ -14,10 +14,13 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import EnvironmentProblem
-from .paths import TEMPLATES_DIR
-from .runtime import Engine
+from .spec.paths import TEMPLATES_DIR
+
+if TYPE_CHECKING:   # the engine is handed in: importing this module must not load python-on-whales
+    from .engine.docker import Engine
 
 OFFICIAL_IMAGE = "redis:7.2"
 LOCAL_IMAGE = "redis-ha-lab/redis:local"

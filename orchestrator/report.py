@@ -10,8 +10,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from .metrics import METRICS
-from .scenario import Result
+from .measure.result import Result
+from .spec import METRICS
 
 WIDTH = 100
 
@@ -35,14 +35,23 @@ def verdict(passed: bool) -> str:
 def format_result(result: Result, explain: bool = False) -> str:
     lines = [f"{result.lab} / {result.scenario}  [mode {result.mode}, image {result.image}]",
              _wrap(result.summary), ""]
+    if result.errored:
+        lines += [_wrap(f"ERROR: the run could not measure: {result.error}", indent=""), ""]
     rows = [(name, _value(value), METRICS[name].unit, METRICS[name].method if explain else METRICS[name].short)
             for name, value in result.metrics.items() if value is not None]
-    lines.append(tabulate(rows, headers=["metric", "value", "unit", "how it was measured" if explain else "meaning"],
-                          tablefmt="simple", maxcolwidths=[None, None, None, 60 if not explain else 70]))
-    lines.append("")
-    checks = [(c.metric, str(c.bound), _value(c.observed), verdict(c.passed)) for c in result.checks]
-    lines.append(tabulate(checks, headers=["expectation", "expected", "observed", "verdict"], tablefmt="simple"))
-    lines.append("")
+    if rows:
+        lines.append(tabulate(rows, headers=["metric", "value", "unit", "how it was measured" if explain else "meaning"],
+                              tablefmt="simple", maxcolwidths=[None, None, None, 60 if not explain else 70]))
+        lines.append("")
+    checks = [(c.metric + (" (every run)" if c.built_in else ""), str(c.bound), _value(c.observed), verdict(c.passed))
+              for c in result.checks]
+    if checks:
+        lines.append(tabulate(checks, headers=["expectation", "expected", "observed", "verdict"], tablefmt="simple"))
+        lines.append("")
+    if result.mislabelled:
+        kinds = ", ".join(f"{count} {kind}" for kind, count in result.mislabelled.items())
+        lines += [_wrap(f"writes the probe recorded as refused (fail) were present afterwards: {kinds}; those "
+                        f"error kinds do not mean 'not applied'", indent=""), ""]
     if result.shards:
         lines.append("per shard (slot map at probe start; longest_gap_s = longest wait for an ack after the fault):")
         lines.append(tabulate([(r["shard"], r["master_at_start"], ", ".join(r["replicas"]), r["slots"], r["acked"],
@@ -65,9 +74,13 @@ def format_result(result: Result, explain: bool = False) -> str:
     if result.error_kinds:
         kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(result.error_kinds.items(), key=lambda kv: -kv[1]))
         lines += ["", f"failed write attempts by kind: {kinds}"]
-    lines += ["", "what this shows:", _wrap(result.explain), "",
-              f"{verdict(result.passed)}: {sum(c.passed for c in result.checks)} of {len(result.checks)} expectations met "
-              f"in {result.duration_s:.1f} s" + ("" if explain else "  (--explain says how each figure is measured)")]
+    lines += ["", "what this shows:", _wrap(result.explain), ""]
+    if result.errored:
+        lines.append(f"ERROR: could not measure ({result.error}) after {result.duration_s:.1f} s")
+    else:
+        lines.append(f"{result.verdict}: {sum(c.passed for c in result.checks)} of {len(result.checks)} expectations "
+                     f"met in {result.duration_s:.1f} s"
+                     + ("" if explain else "  (--explain says how each figure is measured)"))
     return "\n".join(lines)
 
 
@@ -102,7 +115,8 @@ def format_repeats(results: list[Result]) -> str:
         values = [r.metrics[name] for r in results if r.metrics.get(name) is not None]
         rows.append((name, _value(min(values)), _value(statistics.median(values)), _value(max(values)), len(values)))
     passed = sum(r.passed for r in results)
-    return (f"{len(results)} runs, {passed} passed\n"
+    errored = sum(r.errored for r in results)
+    return (f"{len(results)} runs, {passed} passed" + (f", {errored} could not measure (ERROR)" if errored else "") + "\n"
             + tabulate(rows, headers=["metric", "min", "median", "max", "runs"], tablefmt="simple"))
 
 
@@ -132,33 +146,48 @@ def format_compare(results: list[Result]) -> str:
 
 
 def _loss_cell(r: Result) -> str:
+    if r.errored:
+        return "ERROR"
     pct = r.metrics.get("lost_before_fault_pct")
-    cell = f"{r.metrics['lost']}/{_value(r.metrics.get('acked_before_fault'))}" + (f" ({pct:g}%)" if pct is not None else "")
+    cell = f"{_value(r.metrics.get('lost'))}/{_value(r.metrics.get('acked_before_fault'))}" + (f" ({pct:g}%)" if pct is not None else "")
     return cell if r.passed else f"{cell} FAIL"
+
+
+def deviations(r: Result) -> str:
+    """What kept a run from passing, in a few words."""
+    failed = [f"{c.metric}={_value(c.observed)} (expected {c.bound})" for c in r.checks if not c.passed]
+    if r.error:
+        failed.append(f"could not measure: {r.error}")
+    return "; ".join(failed)
 
 
 def format_verify(results: list[Result]) -> str:
     rows = []
     for r in results:
-        failed = [f"{c.metric}={_value(c.observed)} (expected {c.bound})" for c in r.checks if not c.passed]
-        if r.error:
-            failed.append(f"aborted: {r.error}")
-        rows.append((r.lab, r.scenario, r.mode, verdict(r.passed), _value(r.metrics.get("acked")),
+        rows.append((r.lab, r.scenario, r.mode, r.verdict, _value(r.metrics.get("acked")),
                      _value(r.metrics.get("lost")), _value(r.metrics.get("unavailable_s")),
-                     _value(r.metrics.get("failover_s")), f"{r.duration_s:.1f}", "; ".join(failed)))
+                     _value(r.metrics.get("failover_s")), f"{r.duration_s:.1f}", deviations(r)))
     table = tabulate(rows, headers=["lab", "scenario", "mode", "verdict", "acked", "lost", "unavailable_s", "failover_s",
-                                    "took_s", "deviation"], tablefmt="simple", disable_numparse=True)
-    passed = sum(r.passed for r in results)
+                                    "took_s", "deviation"], tablefmt="simple", disable_numparse=True,
+                     maxcolwidths=[None] * 9 + [60])
+    counts = {status: sum(r.status == status for r in results) for status in ("pass", "fail", "error")}
     total_s = sum(r.duration_s for r in results)
-    return f"{table}\n\n{passed} passed, {len(results) - passed} failed in {total_s:.1f} s of scenario time"
+    legend = ("unavailable_s: the longest any key waited for an acknowledgement after the fault (in the cluster: "
+              "the slowest shard); failover_s: fault to the servers' announcement of the new master; "
+              "ERROR: the run could not measure (the deviation says why).")
+    return (f"{table}\n\n{_wrap(legend, indent='')}\n\n{counts['pass']} passed, {counts['fail']} failed, "
+            f"{counts['error']} could not measure (ERROR) in {total_s:.1f} s of scenario time")
 
 
 def verify_line(r: Result) -> str:
-    if r.error:
-        return f"FAIL  {r.lab} {r.scenario} [{r.mode}]  aborted: {r.error} ({r.duration_s:.1f} s)"
-    return (f"{verdict(r.passed)}  {r.lab} {r.scenario} [{r.mode}]  acked={_value(r.metrics.get('acked'))} "
-            f"lost={_value(r.metrics.get('lost'))} unavailable_s={_value(r.metrics.get('unavailable_s'))} "
-            f"({r.duration_s:.1f} s)")
+    if r.errored:
+        return f"ERROR {r.lab} {r.scenario} [{r.mode}]  could not measure: {r.error} ({r.duration_s:.1f} s)"
+    line = (f"{r.verdict:<5} {r.lab} {r.scenario} [{r.mode}]  acked={_value(r.metrics.get('acked'))} "
+            f"lost={_value(r.metrics.get('lost'))} unavailable_s={_value(r.metrics.get('unavailable_s'))}")
+    if r.metrics.get("failover_s") is not None:
+        line += f" failover_s={_value(r.metrics['failover_s'])}"
+    line += f" ({r.duration_s:.1f} s)"
+    return line if r.passed else f"{line}  {deviations(r)}"
 
 
 def write_json(path: Path, results: list[Result] | Result) -> None:
@@ -167,21 +196,24 @@ def write_json(path: Path, results: list[Result] | Result) -> None:
 
 
 def junit_xml(results: list[Result]) -> str:
-    """JUnit XML: one testsuite per lab, one testcase per scenario and mode."""
+    """JUnit XML: one testsuite per lab, one testcase per scenario and mode; a FAIL is a
+    <failure>, an ERROR (could not measure) an <error>."""
     root = ET.Element("testsuites", name="redis-ha-lab", tests=str(len(results)),
-                      failures=str(sum(not r.passed for r in results)))
+                      failures=str(sum(r.failed for r in results)), errors=str(sum(r.errored for r in results)))
     for lab in dict.fromkeys(r.lab for r in results):
         mine = [r for r in results if r.lab == lab]
         suite = ET.SubElement(root, "testsuite", name=lab, tests=str(len(mine)),
-                              failures=str(sum(not r.passed for r in mine)),
+                              failures=str(sum(r.failed for r in mine)), errors=str(sum(r.errored for r in mine)),
                               time=f"{sum(r.duration_s for r in mine):.3f}")
         for r in mine:
             case = ET.SubElement(suite, "testcase", classname=f"{r.lab}.{r.scenario}", name=f"{r.scenario}[{r.mode}]",
                                  time=f"{r.duration_s:.3f}")
-            if not r.passed:
+            if r.errored:
+                message = f"could not measure: {r.error}"
+                ET.SubElement(case, "error", message=message, type="CouldNotMeasure").text = message
+            elif r.failed:
                 failed = [c for c in r.checks if not c.passed]
-                message = "; ".join([f"{c.metric} = {_value(c.observed)}, expected {c.bound}" for c in failed]
-                                    + ([f"aborted: {r.error}"] if r.error else []))
+                message = "; ".join(f"{c.metric} = {_value(c.observed)}, expected {c.bound}" for c in failed)
                 ET.SubElement(case, "failure", message=message, type="ExpectationFailed").text = message
             metrics = ", ".join(f"{k}={_value(v)}" for k, v in r.metrics.items() if v is not None)
             ET.SubElement(case, "system-out").text = metrics

@@ -1,9 +1,13 @@
-"""Run many scenarios: `lab verify` (every scenario and mode of some labs) and
-`lab compare persistence` (the persistence scenarios across every mode).
+"""Run many scenarios: `lab verify` (every scenario and mode of some labs) and `lab compare`
+(related scenarios side by side).
 
-With jobs > 1 the runs go to worker processes, each on its own range of host ports
-(and so its own lab subnet), so several labs run at once. Each worker runs a scenario
-exactly as `lab run` does, cleanup and Ctrl-C handling included.
+Every run ends as a result, whatever happens to it: a run that could not measure (its lab
+did not start, a worker process died) is an ERROR result and the others go on, so verify and
+compare always write their table, JSON and JUnit. Only Ctrl-C or SIGTERM stops the suite.
+
+With jobs > 1 the runs go to worker processes, each on its own range of host ports (and so its
+own lab subnet), so several labs run at once. Each worker runs a scenario exactly as `lab run`
+does, cleanup and Ctrl-C handling included, and reports its phases back for the progress line.
 """
 
 from __future__ import annotations
@@ -14,91 +18,148 @@ import multiprocessing
 import os
 import queue
 import signal
+import sys
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable
 
-from .clients import wait_until
-from .errors import LabError, RuntimeFailure, ScenarioAborted
-from .labs import Lab, load_lab
-from .lifecycle import RunSettings, shielded_from_interrupts, sigterm_as_interrupt
-from .runtime import Engine
-from .scenario import Result, new_run_id, run_scenario
-from .topology import LABEL_RUN
+from .engine.docker import Engine
+from .engine.lifecycle import RunSettings, shielded_from_interrupts, sigterm_as_interrupt
+from .engine.poll import wait_until
+from .engine.topology import LABEL_RUN
+from .errors import LabError
+from .kinds import kind_of
+from .measure.result import Result
+from .scenario import error_result, new_run_id, run_scenario
+from .spec import Lab, load_lab
 
-PORT_STRIDE = 20      # host ports per worker: a lab uses at most 7 from its base
+PORT_STRIDE = 20      # host ports per worker: a lab uses at most 8 from its base
+Run = tuple[Lab, str, str]
+OnProgress = Callable[[int, str], None]
 
 
-def plan(labs: Iterable[Lab]) -> list[tuple[Lab, str, str]]:
+def plan(labs: Iterable[Lab]) -> list[Run]:
     """(lab, scenario, mode) for every scenario of every lab, in every mode it declares."""
     return [(lab, name, mode) for lab in labs for name, scenario in lab.scenarios.items() for mode in scenario.modes]
 
 
-def run_plan(runs: list[tuple[Lab, str, str]], settings: RunSettings,
-             on_result: Callable[[Result], None] = lambda r: None, jobs: int = 1) -> list[Result]:
-    """Run every (lab, scenario, mode); results in the order of `runs`. `on_result` is called
-    as each finishes. A scenario whose step could not complete counts as failed; the rest run."""
+def run_plan(runs: list[Run], settings: RunSettings, on_result: Callable[[Result], None] = lambda r: None,
+             jobs: int = 1, on_progress: OnProgress = lambda index, phase: None) -> list[Result]:
+    """Run every (lab, scenario, mode); results in the order of `runs`. `on_result` is called as
+    each finishes, `on_progress(index, phase)` as each enters a phase."""
     if jobs <= 1 or len(runs) <= 1:
         engine = Engine()
         results = []
-        for lab, scenario, mode in runs:
-            results.append(run_guarded(lab, scenario, mode, settings, engine))
+        for index, (lab, scenario, mode) in enumerate(runs):
+            results.append(run_guarded(lab, scenario, mode, settings, engine,
+                                       progress=lambda phase, i=index: on_progress(i, phase)))
             on_result(results[-1])
         return results
-    return _run_parallel(runs, settings, on_result, jobs)
+    return _Parallel(runs, settings, on_result, on_progress, jobs).run()
 
 
 def run_guarded(lab: Lab, scenario: str, mode: str, settings: RunSettings, engine: Engine | None = None,
-                run_id: str | None = None) -> Result:
+                run_id: str | None = None, progress=lambda phase: None) -> Result:
+    """run_scenario, with a problem that stops the run before it measures turned into an ERROR
+    result (a port taken meanwhile, a Docker error): the suite goes on."""
     started = time.monotonic()
     try:
-        return run_scenario(lab, scenario, mode, settings, engine=engine, run_id=run_id)
-    except ScenarioAborted as exc:
-        # A step that never completed (no failover, a node that never came back) is a
-        # deviation like a failed expectation.
-        chosen = lab.scenario(scenario)
-        return Result(lab=lab.name, scenario=scenario, mode=mode, image=settings.image, summary=chosen.summary,
-                      explain=chosen.explain, passed=False, duration_s=time.monotonic() - started,
-                      metrics={}, checks=[], events=[], error=str(exc))
+        return run_scenario(lab, scenario, mode, settings, engine=engine, run_id=run_id, progress=progress)
+    except LabError as exc:
+        return error_result(lab, scenario, mode, settings.image, str(exc), time.monotonic() - started)
+    except Exception as exc:  # noqa: BLE001 - one run's bug must not stop the suite
+        traceback.print_exc(file=sys.stderr)
+        return error_result(lab, scenario, mode, settings.image,
+                            f"unexpected {type(exc).__name__} (a bug in redis-ha-lab): {exc}",
+                            time.monotonic() - started)
 
 
-def _run_parallel(runs, settings: RunSettings, on_result, jobs: int) -> list[Result]:
-    # Bigger topologies (longer runs) first, so the last runs to finish are short ones.
-    order = sorted(range(len(runs)), key=lambda i: -len(runs[i][0].scenarios[runs[i][1]].steps)
-                   - 10 * (runs[i][0].topology.replicas + runs[i][0].topology.sentinels))
-    run_ids = [new_run_id() for _ in runs]   # chosen here, so this process can clean up after a dead worker
-    context = multiprocessing.get_context("spawn")
-    slots, stop, pids = context.Queue(), context.Event(), context.Queue()
-    for slot in range(jobs):
-        slots.put(slot)
-    results: dict[int, Result] = {}
-    with sigterm_as_interrupt():
-        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker,
-                                   initargs=(slots, stop, pids))
-        started: list[int] = []
+class _Parallel:
+    """The runs in worker processes. A worker that dies takes its run with it (an ERROR result,
+    its containers removed by the run ID chosen here); the runs not yet started go to a new pool."""
+
+    def __init__(self, runs: list[Run], settings: RunSettings, on_result, on_progress: OnProgress, jobs: int):
+        self.runs, self.settings, self.on_result, self.on_progress, self.jobs = runs, settings, on_result, on_progress, jobs
+        self.run_ids = [new_run_id() for _ in runs]   # chosen here, so this process can clean up after a dead worker
+        self.results: dict[int, Result] = {}
+        context = multiprocessing.get_context("spawn")
+        self.context = context
+        self.stop, self.pids, self.phases = context.Event(), context.Queue(), context.Queue()
+
+    def run(self) -> list[Result]:
+        # Bigger topologies (longer runs) first, so the last runs to finish are short ones.
+        todo = sorted(range(len(self.runs)), key=self._weight)
+        with sigterm_as_interrupt():
+            while todo:
+                todo = self._pool(todo)
+        return [self.results[i] for i in range(len(self.runs))]
+
+    def _weight(self, i: int) -> float:
+        lab, scenario, _ = self.runs[i]
+        chosen = lab.scenarios[scenario]
+        return -len(chosen.steps) - 10 * kind_of(lab).node_count(lab.topology.params, chosen.uses)
+
+    def _pool(self, todo: list[int]) -> list[int]:
+        """Run `todo` in one pool; returns the runs still to do if a worker died."""
+        slots = self.context.Queue()
+        for slot in range(self.jobs):
+            slots.put(slot)
+        started: set[int] = set()
+        pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=self.context, initializer=_start_worker,
+                                   initargs=(slots, self.stop, self.pids, self.phases))
         try:
-            pending = {pool.submit(_run_in_worker, str(runs[i][0].path), runs[i][1], runs[i][2], settings,
-                                   run_ids[i]): i for i in order}
-            started = list(order)
+            pending = {pool.submit(_run_in_worker, str(self.runs[i][0].path), self.runs[i][1], self.runs[i][2],
+                                   self.settings, self.run_ids[i], i): i for i in todo}
             while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                started |= self._drain_phases()
                 for future in done:
                     index = pending.pop(future)
-                    results[index] = future.result()
-                    on_result(results[index])
-        except BaseException as exc:
-            stop.set()      # runs already handed to a worker are skipped, not started
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - an exception that could not come back whole
+                        result = error_result(*self.runs[index], self.settings.image,
+                                              f"the worker process failed: {exc}")
+                    if result is not None:      # None: skipped after an interruption
+                        self._finish(index, result)
+        except BrokenProcessPool:
+            started |= self._drain_phases()
+            lost = [i for i in todo if i in started and i not in self.results]
             with shielded_from_interrupts():
-                _stop_workers(pool, pids)
-                _remove_runs([run_ids[i] for i in started if i not in results])
-            if isinstance(exc, BrokenProcessPool):
-                raise RuntimeFailure("a worker process of `lab verify` died unexpectedly; what its run had "
-                                     "started was removed", "run again, or with --jobs 1") from None
+                _remove_runs([self.run_ids[i] for i in lost])
+            for index in lost:
+                self._finish(index, error_result(*self.runs[index], self.settings.image,
+                                                 "the worker process running it died; what it had started was "
+                                                 "removed"))
+            pool.shutdown(wait=False, cancel_futures=True)
+            return [i for i in todo if i not in self.results]
+        except BaseException:
+            self.stop.set()      # runs already handed to a worker are skipped, not started
+            with shielded_from_interrupts():
+                _stop_workers(pool, self.pids)
+                _remove_runs([self.run_ids[i] for i in todo if i not in self.results])
             raise
         pool.shutdown(wait=True)
-    return [results[i] for i in range(len(runs))]
+        return []
+
+    def _finish(self, index: int, result: Result) -> None:
+        self.results[index] = result
+        self.on_result(result)
+
+    def _drain_phases(self) -> set[int]:
+        """Pass the workers' phase reports on; the indexes of runs that have started."""
+        seen = set()
+        while True:
+            try:
+                index, phase = self.phases.get_nowait()
+            except queue.Empty:
+                return seen
+            seen.add(index)
+            self.on_progress(index, phase)
 
 
 def _stop_workers(pool: ProcessPoolExecutor, pids, grace_s: float = 60.0) -> None:
@@ -121,6 +182,8 @@ def _stop_workers(pool: ProcessPoolExecutor, pids, grace_s: float = 60.0) -> Non
 
 def _remove_runs(run_ids: list[str]) -> None:
     """Remove what runs left behind (a killed worker cannot clean up after itself)."""
+    if not run_ids:
+        return
     engine = Engine()
     for run_id in run_ids:
         engine.remove_labelled(f"{LABEL_RUN}={run_id}")
@@ -143,29 +206,25 @@ def _signal(pid: int, sig: int) -> None:
 
 _SLOT = 0
 _STOP = None
+_PHASES = None
 
 
-def _start_worker(slots, stop, pids) -> None:
-    global _SLOT, _STOP
+def _start_worker(slots, stop, pids, phases) -> None:
+    global _SLOT, _STOP, _PHASES
     faulthandler.enable()   # a worker that crashes says where
-    _SLOT, _STOP = slots.get(), stop
+    _SLOT, _STOP, _PHASES = slots.get(), stop, phases
     pids.put(os.getpid())
 
 
-def _run_in_worker(lab_path: str, scenario: str, mode: str, settings: RunSettings, run_id: str) -> Result | None:
+def _run_in_worker(lab_path: str, scenario: str, mode: str, settings: RunSettings, run_id: str,
+                   index: int) -> Result | None:
     if _STOP.is_set():
         return None
+    _PHASES.put((index, "starting"))
     mine = dataclasses.replace(settings, port_base=settings.port_base + _SLOT * PORT_STRIDE)
     try:
-        return run_guarded(load_lab(lab_path), scenario, mode, mine, run_id=run_id)
-    except BaseException as exc:
-        _STOP.set()          # error or interruption (the lab is already removed): start nothing more
-        if isinstance(exc, Exception) and not isinstance(exc, LabError):
-            # Exceptions of other libraries may not survive the way back to the main process
-            # (pickling); send the traceback as text instead.
-            raise WorkerCrash(f"{type(exc).__name__} in {scenario} [{mode}]: {exc}\n{traceback.format_exc()}") from None
+        return run_guarded(load_lab(lab_path), scenario, mode, mine, run_id=run_id,
+                           progress=lambda phase: _PHASES.put((index, phase)))
+    except BaseException:
+        _STOP.set()          # an interruption (the lab is already removed): start nothing more
         raise
-
-
-class WorkerCrash(Exception):
-    """An unexpected exception in a worker, carried back as text."""

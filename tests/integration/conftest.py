@@ -8,11 +8,11 @@ import subprocess
 
 import pytest
 
+from orchestrator.engine.docker import Engine
+from orchestrator.engine.lifecycle import RunSettings
+from orchestrator.engine.topology import LABEL_LAB
 from orchestrator.errors import LabError
 from orchestrator.image import resolve_image
-from orchestrator.lifecycle import RunSettings
-from orchestrator.runtime import Engine
-from orchestrator.topology import LABEL_LAB
 
 # Away from the default 7100 so a lab a developer keeps running does not collide.
 PORT_BASE = int(os.environ.get("LAB_TEST_PORT_BASE", "7300"))

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
-from orchestrator.labs import load_lab
+from orchestrator.spec import load_lab
 from orchestrator.suite import plan, run_plan
 
 from .conftest import PORT_BASE, lab_resources

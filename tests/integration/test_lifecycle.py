@@ -14,10 +14,11 @@ import redis
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
-from orchestrator.clients import is_ready, wait_until
-from orchestrator.labs import load_lab
-from orchestrator.topology import derive_topology
-from orchestrator.topology import LABEL_LAB
+from orchestrator.engine.nodes import is_ready
+from orchestrator.engine.poll import wait_until
+from orchestrator.spec import load_lab
+from orchestrator.engine.topology import LABEL_LAB
+from orchestrator.kinds import derive_topology
 
 from .conftest import PORT_BASE, lab_resources
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.labs import load_lab
+from orchestrator.spec import load_lab
 from orchestrator.suite import plan, run_plan
 
 from .conftest import lab_resources

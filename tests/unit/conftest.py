@@ -15,8 +15,8 @@ import pytest
 import redis.connection
 import yaml
 
-import orchestrator.runtime
-from orchestrator.labs import load_lab
+import orchestrator.engine.docker
+from orchestrator.spec import load_lab
 
 
 class _NoDocker:
@@ -31,7 +31,7 @@ def _no_redis(self, *args, **kwargs):
 
 @pytest.fixture(autouse=True)
 def no_docker(monkeypatch, tmp_path):
-    monkeypatch.setattr(orchestrator.runtime, "DockerClient", _NoDocker)
+    monkeypatch.setattr(orchestrator.engine.docker, "DockerClient", _NoDocker)
     monkeypatch.setattr(redis.connection.AbstractConnection, "connect", _no_redis)
     monkeypatch.delenv("LAB_IMAGE", raising=False)
     monkeypatch.delenv("LAB_PORT_BASE", raising=False)

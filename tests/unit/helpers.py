@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from orchestrator.engine.topology import DEFAULT_PORT_BASE, Topology
 from orchestrator.errors import LabFileError
-from orchestrator.labs import parse_lab
-from orchestrator.topology import DEFAULT_PORT_BASE, Topology, derive_topology
+from orchestrator.kinds import derive_topology
+from orchestrator.spec import parse_lab
 
 
 def topology_of(lab, scenario: str | None = None, mode: str = "aof-everysec", port_base: int = DEFAULT_PORT_BASE,

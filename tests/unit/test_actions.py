@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.actions import ACTIONS, FAULT, RESTART, Action
+from orchestrator.spec import ACTIONS, FAULT, RESTART, Param, load_plugins
+from orchestrator.spec.registry import Action
+
+load_plugins()
 
 
 def test_registry_names():
@@ -28,7 +31,7 @@ def test_marks_used_by_the_metrics():
     ("kill", "master", {"target": "master"}),
     ("wait", "2s", {"duration": "2s"}),
     ("wait", 3, {"duration": 3}),
-    ("probe", "stop", {"command": "stop", "wait_replicas": 0, "wait_timeout": "100ms"}),
+    ("probe", "stop", {"command": "stop"}),
     ("wait_for", "ready", {"condition": "ready", "target": "master", "timeout": "30s"}),
     ("stop", "redis-1", {"target": "redis-1", "timeout": "60s"}),
 ])
@@ -47,7 +50,7 @@ def test_mapping_binds_by_name_and_fills_defaults(action, arg, bound):
 
 
 def test_none_binds_nothing_and_applies_defaults():
-    spec = Action(name="nap", func=lambda ctx, level="low": None, summary="")
+    spec = Action(name="nap", func=lambda ctx, level="low": None, summary="", params=(Param("level", default="low"),))
     assert spec.bind(None) == {"level": "low"}
 
 
@@ -92,7 +95,7 @@ def test_invalid_duration(action, arg):
 
 @pytest.mark.parametrize("action, arg, message", [
     ("probe", "begin", "command must be one of start, stop, not 'begin'"),
-    ("wait_for", "healthy", "condition must be one of ready, exited, new_master, replicas_synced, cluster_ok, not 'healthy'"),
+    ("wait_for", "healthy", "condition must be one of ready, exited, cluster_ok, new_master, replicas_synced, not 'healthy'"),
 ])
 def test_invalid_choice(action, arg, message):
     with pytest.raises(ValueError) as caught:
@@ -130,7 +133,7 @@ All AOF files and manifest are valid
 
 
 def test_check_aof_verdict_reports_what_fix_did():
-    from orchestrator.actions import _check_aof_verdict
+    from orchestrator.faults.files import check_aof_verdict as _check_aof_verdict
 
     assert _check_aof_verdict(CHECK_AOF_FIX_OUTPUT, 0) == (
         "This will shrink the AOF appendonly.aof.1.incr.aof from 68546 bytes, with 100 bytes, to 68446 bytes; "
@@ -138,7 +141,7 @@ def test_check_aof_verdict_reports_what_fix_did():
 
 
 def test_check_aof_verdict_without_fix_is_the_last_line():
-    from orchestrator.actions import _check_aof_verdict
+    from orchestrator.faults.files import check_aof_verdict as _check_aof_verdict
 
     output = "Start checking Multi Part AOF\nAOF appendonly.aof.1.incr.aof is not valid. Use the --fix option to try fixing it.\n\n"
     assert _check_aof_verdict(output, 1) == "AOF appendonly.aof.1.incr.aof is not valid. Use the --fix option to try fixing it."

@@ -11,11 +11,13 @@ import yaml
 from click.testing import CliRunner
 
 import orchestrator.cli
+import orchestrator.engine.docker
+import orchestrator.image
 from orchestrator.cli import cli
 from orchestrator.errors import EnvironmentProblem
 from orchestrator.image import ImageChoice
-from orchestrator.labs import PERSISTENCE_MODES
-from orchestrator.paths import LABS_DIR
+from orchestrator.spec import PERSISTENCE_MODES
+from orchestrator.spec.paths import LABS_DIR
 
 SHIPPED_LABS = sorted(LABS_DIR.glob("*.yaml"))
 
@@ -57,7 +59,7 @@ def test_list_shows_persistence_and_its_scenarios(invoke):
     assert "persistence" in result.output
     for scenario in ("kill-restart", "graceful-restart", "restart-without-volume", "aof-truncated", "aof-truncated-fix"):
         assert scenario in result.output
-    assert "modes: none, rdb, aof-everysec, aof-always, rdb+aof (default aof-everysec)" in result.output
+    assert "modes: none, rdb, aof-no, aof-everysec, aof-always, rdb+aof (default aof-everysec)" in result.output
 
 
 def test_list_actions_and_metrics(invoke):
@@ -151,8 +153,8 @@ class _UntouchableEngine:
 
 def test_run_in_a_mode_the_scenario_does_not_run(invoke, monkeypatch):
     # `run` resolves the image before the scenario checks its mode: fake both Docker-facing parts.
-    monkeypatch.setattr(orchestrator.cli, "resolve_image", lambda engine, requested=None: ImageChoice("redis:7.2"))
-    monkeypatch.setattr(orchestrator.cli, "Engine", _UntouchableEngine)
+    monkeypatch.setattr(orchestrator.image, "resolve_image", lambda engine, requested=None: ImageChoice("redis:7.2"))
+    monkeypatch.setattr(orchestrator.engine.docker, "Engine", _UntouchableEngine)
     result = invoke("run", "persistence", "aof-truncated", "--mode", "none")
     assert result.exit_code == 2
     (line,) = _error_lines(result.output)
@@ -228,8 +230,8 @@ def test_image_which_prints_the_choice_and_its_note(invoke, monkeypatch):
         seen.append(requested)
         return ImageChoice("redis-ha-lab/redis:local", "redis:7.2 is absent and cannot be pulled")
 
-    monkeypatch.setattr(orchestrator.cli, "resolve_image", resolve)
-    monkeypatch.setattr(orchestrator.cli, "Engine", _UntouchableEngine)
+    monkeypatch.setattr(orchestrator.image, "resolve_image", resolve)
+    monkeypatch.setattr(orchestrator.engine.docker, "Engine", _UntouchableEngine)
     result = invoke("--image", "mine:1", "image", "which")
     assert result.exit_code == 0
     assert result.stdout == "redis-ha-lab/redis:local\n"
@@ -241,8 +243,8 @@ def test_image_which_without_an_image_exits_2(invoke, monkeypatch):
     def resolve(engine, requested=None):
         raise EnvironmentProblem("no Redis image", "run `lab image build`")
 
-    monkeypatch.setattr(orchestrator.cli, "resolve_image", resolve)
-    monkeypatch.setattr(orchestrator.cli, "Engine", _UntouchableEngine)
+    monkeypatch.setattr(orchestrator.image, "resolve_image", resolve)
+    monkeypatch.setattr(orchestrator.engine.docker, "Engine", _UntouchableEngine)
     result = invoke("image", "which")
     assert result.exit_code == 2
     assert _error_lines(result.output) == ["error: no Redis image; run `lab image build`"]

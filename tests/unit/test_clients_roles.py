@@ -8,11 +8,12 @@ from types import SimpleNamespace
 import pytest
 import redis
 
-from orchestrator.clients import Remap, Replication, master_by_roles
-from orchestrator.labs import load_lab
-from orchestrator.observe import server_events
-from orchestrator.sentinel_watch import ServerEvent
-from orchestrator.topology import derive_topology
+from orchestrator.engine.nodes import Remap, Replication
+from orchestrator.events import ServerEvent
+from orchestrator.kinds import derive_topology
+from orchestrator.kinds.replication import master_by_roles
+from orchestrator.scenario import named_server_events
+from orchestrator.spec import load_lab
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +103,7 @@ def test_remap_by_host_port(topo):
 
 def _server_events(topo, *events: ServerEvent):
     ctx = SimpleNamespace(topo=topo, t0=100.0)
-    return server_events(ctx, SimpleNamespace(server_events=list(events)))
+    return named_server_events(ctx, list(events))
 
 
 def test_server_events_name_the_nodes(topo):

@@ -1,5 +1,6 @@
-"""orchestrator/cluster.py without a cluster: CLUSTER NODES parsing, slot maps and shards, the
-agreement checks on canned views, and the cluster's events read from Docker-timestamped logs."""
+"""The cluster kind without a cluster: CLUSTER NODES parsing, slot maps and shards, the
+agreement checks on canned views (a fake of the engine's Redis module), and the cluster's events
+read from Docker-timestamped logs."""
 
 from __future__ import annotations
 
@@ -9,12 +10,11 @@ from datetime import datetime, timezone
 import pytest
 from redis.crc import key_slot
 
-import orchestrator.cluster as cluster
-from orchestrator.clients import Replication
-from orchestrator.cluster import (SLOTS, ClusterNode, Shard, log_events, majority_view, members, not_yet_formed,
-                                  parse_cluster_nodes, shard_of_key, shards, slot_map)
-from orchestrator.labs import load_lab
-from orchestrator.topology import derive_topology
+from orchestrator.engine.nodes import Replication
+from orchestrator.kinds import derive_topology
+from orchestrator.kinds.cluster import (SLOTS, ClusterNode, Shard, cluster_log_events, majority_view, members,
+                                        not_yet_formed, parse_cluster_nodes, shard_of_key, shards, slot_map)
+from orchestrator.spec import load_lab
 
 IP = {f"redis-{i}": f"10.227.188.{10 + i}" for i in range(1, 8)}   # lab_addresses for port base 7100
 ID = {name: hashlib.sha1(name.encode()).hexdigest() for name in IP}
@@ -145,20 +145,24 @@ def test_shard_holds_its_ranges_inclusive():
     assert [shard.holds(s) for s in (6999, 7000, 7001, 10922, 10923, 16383)] == [False, True, False, False, True, True]
 
 
+def _slot(key: str) -> int:
+    return key_slot(key.encode())
+
+
 def test_shard_of_key_follows_the_key_slot(topo):
     layout = shards(parse_cluster_nodes(FORMED, topo))
     for seq in range(1, 50):
         key = f"probe:{seq}"
-        index = shard_of_key(key, layout)
+        index = shard_of_key(key, layout, _slot)
         assert layout[index].holds(key_slot(key.encode()))
 
 
 def test_shard_of_key_uses_hash_tags_and_is_none_for_uncovered_slots():
     slot = key_slot(b"user")
     layout = [Shard(master="redis-1", replicas=(), slots=((slot, slot),))]
-    assert shard_of_key("{user}:1", layout) == 0
-    assert shard_of_key("{user}:2", layout) == 0
-    assert shard_of_key("probe:1", layout) is None
+    assert shard_of_key("{user}:1", layout, _slot) == 0
+    assert shard_of_key("{user}:2", layout, _slot) == 0
+    assert shard_of_key("probe:1", layout, _slot) is None
 
 
 def test_members_leave_out_the_spare_node():
@@ -172,130 +176,135 @@ def test_members_leave_out_the_spare_node():
 MISSING_LINK = FORMED.replace(f"slave {ID['redis-3']}", "master -")   # redis-6 not yet a replica
 
 
+class FakeNodes:
+    """The engine's Redis module as the cluster kind uses it, answering from canned state:
+    CLUSTER NODES text (None: no answer), cluster_state and INFO replication per node."""
+
+    def __init__(self, canned):
+        self.canned, self.asked = canned, []
+        self.states: dict[str, str | None] = {}
+        self.links: dict[str, Replication | None] = {}
+        self.replication_asked: list[str] = []
+
+    def cluster_text(self, node, subcommand, timeout_s=0.5):
+        if subcommand == "INFO":
+            state = self.states[node.name]
+            return None if state is None else f"cluster_state:{state}\r\ncluster_slots_assigned:16384\r\n"
+        self.asked.append(node.name)
+        return self.canned[node.name]
+
+    def replication_of(self, node, topo_, timeout_s=0.5):
+        self.replication_asked.append(node.name)
+        return self.links[node.name]
+
+
 @pytest.fixture
-def views(monkeypatch, topo):
+def views(topo):
     """Canned CLUSTER NODES per node (text, or None for a node that does not answer)."""
-    canned = {n.name: FORMED for n in members(topo)}
-    asked: list[str] = []
-
-    def fake_cluster_nodes(node, topo_, timeout_s=0.5):
-        asked.append(node.name)
-        text = canned[node.name]
-        return None if text is None else parse_cluster_nodes(text, topo_)
-
-    monkeypatch.setattr(cluster, "cluster_nodes", fake_cluster_nodes)
-    return canned, asked
+    return FakeNodes({n.name: FORMED for n in members(topo)})
 
 
 def test_majority_view_all_agree(views, topo):
-    view, agreeing, answered = majority_view(topo)
+    view, agreeing, answered = majority_view(views, topo, members(topo))
     assert (agreeing, answered) == (6, 6)
     assert slot_map(view) == slot_map(parse_cluster_nodes(FORMED, topo))
 
 
 def test_majority_view_counts_the_largest_group(views, topo):
-    canned, _ = views
+    canned = views.canned
     canned["redis-1"] = canned["redis-4"] = AFTER_FAILOVER
     canned["redis-6"] = None
-    view, agreeing, answered = majority_view(topo)
+    view, agreeing, answered = majority_view(views, topo, members(topo))
     assert (agreeing, answered) == (3, 5)
     assert slot_map(view) == slot_map(parse_cluster_nodes(FORMED, topo))
 
 
 def test_majority_view_picks_the_view_knowing_most_replica_links(views, topo):
-    canned, _ = views
     for name in ("redis-1", "redis-2", "redis-3", "redis-4", "redis-5"):
-        canned[name] = MISSING_LINK
-    view, agreeing, _ = majority_view(topo)
+        views.canned[name] = MISSING_LINK
+    view, agreeing, _ = majority_view(views, topo, members(topo))
     assert agreeing == 6                       # the slot maps are the same
     assert by_name(view)["redis-6"].master_id == ID["redis-3"]
 
 
 def test_majority_view_asks_only_the_given_nodes(views, topo):
-    _, asked = views
-    view, agreeing, answered = majority_view(topo, [topo.node("redis-2"), topo.node("redis-5")])
-    assert asked == ["redis-2", "redis-5"]
+    view, agreeing, answered = majority_view(views, topo, [topo.node("redis-2"), topo.node("redis-5")])
+    assert views.asked == ["redis-2", "redis-5"]
     assert (agreeing, answered) == (2, 2)
 
 
 def test_majority_view_when_nobody_answers(views, topo):
-    canned, _ = views
-    for name in canned:
-        canned[name] = None
-    assert majority_view(topo) == (None, 0, 0)
+    for name in views.canned:
+        views.canned[name] = None
+    assert majority_view(views, topo, members(topo)) == (None, 0, 0)
 
 
 @pytest.fixture
-def formed(monkeypatch, views, topo):
+def formed(views, topo):
     """Every node says cluster_state:ok and every replica's link is up; tests break one thing."""
-    states = {n.name: "ok" for n in members(topo)}
-    links = {name: Replication(node=name, role="replica", master=master, link_up=True, offset=100)
-             for name, master in (("redis-4", "redis-1"), ("redis-5", "redis-2"), ("redis-6", "redis-3"))}
-    replication_asked: list[str] = []
-
-    def fake_replication_of(node, topo_, timeout_s=0.5):
-        replication_asked.append(node.name)
-        return links[node.name]
-
-    monkeypatch.setattr(cluster, "cluster_state", lambda node: states[node.name])
-    monkeypatch.setattr(cluster, "replication_of", fake_replication_of)
-    canned, _ = views
-    return states, canned, links, replication_asked
+    views.states.update({n.name: "ok" for n in members(topo)})
+    views.links.update({name: Replication(node=name, role="replica", master=master, link_up=True, offset=100)
+                        for name, master in (("redis-4", "redis-1"), ("redis-5", "redis-2"), ("redis-6", "redis-3"))})
+    return views.states, views.canned, views.links, views.replication_asked
 
 
-def test_formed_cluster_lacks_nothing(formed, topo):
+def _lacking(views, topo, up=None):
+    return not_yet_formed(views, topo, members(topo) if up is None else up)
+
+
+def test_formed_cluster_lacks_nothing(formed, views, topo):
     _, _, _, replication_asked = formed
-    assert not_yet_formed(topo) is None
+    assert _lacking(views, topo) is None
     assert sorted(replication_asked) == ["redis-4", "redis-5", "redis-6"]
 
 
 @pytest.mark.parametrize("state", ["fail", None])
-def test_a_node_not_ok(formed, topo, state):
+def test_a_node_not_ok(formed, views, topo, state):
     states, *_ = formed
     states["redis-3"] = state
-    assert not_yet_formed(topo) == f"redis-3 says cluster_state:{state}"
+    assert _lacking(views, topo) == f"redis-3 says cluster_state:{state}"
 
 
-def test_nodes_disagreeing_on_the_slot_map(formed, topo):
+def test_nodes_disagreeing_on_the_slot_map(formed, views, topo):
     _, canned, _, _ = formed
     canned["redis-2"] = canned["redis-5"] = AFTER_FAILOVER
-    assert not_yet_formed(topo) == "4 of 6 nodes agree on the slot map"
+    assert _lacking(views, topo) == "4 of 6 nodes agree on the slot map"
 
 
-def test_a_silent_node_counts_against_agreement(formed, topo):
+def test_a_silent_node_counts_against_agreement(formed, views, topo):
     _, canned, _, _ = formed
     canned["redis-6"] = None
-    assert not_yet_formed(topo) == "5 of 6 nodes agree on the slot map"
+    assert _lacking(views, topo) == "5 of 6 nodes agree on the slot map"
 
 
-def test_uncovered_slots(formed, topo):
+def test_uncovered_slots(formed, views, topo):
     _, canned, _, _ = formed
     without_third = FORMED.replace(" connected 10923-16383", " connected")
     for name in canned:
         canned[name] = without_third
-    assert not_yet_formed(topo) == f"10923 of {SLOTS} slots are served"
+    assert _lacking(views, topo) == f"10923 of {SLOTS} slots are served"
 
 
 @pytest.mark.parametrize("state", [
     Replication(node="redis-5", role="replica", master="redis-2", link_up=False, offset=0), None])
-def test_an_unsynced_replica(formed, topo, state):
+def test_an_unsynced_replica(formed, views, topo, state):
     _, _, links, _ = formed
     links["redis-5"] = state
-    assert not_yet_formed(topo) == "redis-5 has not synced with its master yet"
+    assert _lacking(views, topo) == "redis-5 has not synced with its master yet"
 
 
-def test_a_failing_replica_is_not_waited_for(formed, topo):
+def test_a_failing_replica_is_not_waited_for(formed, views, topo):
     _, canned, links, replication_asked = formed
     failing = FORMED.replace(f"slave {ID['redis-2']}", f"slave,fail {ID['redis-2']}")
     up = [n for n in members(topo) if n.name != "redis-5"]
     for node in up:
         canned[node.name] = failing
     links["redis-5"] = None
-    assert not_yet_formed(topo, up) is None
+    assert _lacking(views, topo, up) is None
     assert "redis-5" not in replication_asked
 
 
-# ------------------------------------------------------------------ log_events
+# ------------------------------------------------------------------ cluster_log_events
 
 WALL_TO_MONOTONIC = datetime(2026, 11, 28, 10, 50, tzinfo=timezone.utc).timestamp() - 1000.0
 
@@ -353,7 +362,7 @@ SINCE = 1100.0   # 10:51:40
 @pytest.fixture
 def events(topo):
     runtime = FakeRuntime(LOGS)
-    found = log_events(runtime, topo, NAMES, WALL_TO_MONOTONIC, since=SINCE)
+    found = cluster_log_events(runtime, topo, NAMES, WALL_TO_MONOTONIC, since=SINCE)
     return runtime, found
 
 
@@ -406,19 +415,19 @@ def test_log_events_drops_events_before_since_and_other_lines(events):
 def test_log_events_keeps_an_event_exactly_at_since(topo):
     stamp = "2026-11-28T10:52:41.250000000Z"
     runtime = FakeRuntime({"redis-5": [redis_line(stamp, "S", "#", "Cluster state changed: ok")]})
-    (event,) = log_events(runtime, topo, NAMES, WALL_TO_MONOTONIC, since=at(stamp))
+    (event,) = cluster_log_events(runtime, topo, NAMES, WALL_TO_MONOTONIC, since=at(stamp))
     assert (event.source, event.detail) == ("redis-5", "Cluster state changed: ok")
 
 
 def test_log_events_keeps_unparsed_text_whole(topo):
     runtime = FakeRuntime({"redis-3": ["2026-11-28T10:52:41Z Failover election won (no Redis prefix)"]})
-    (event,) = log_events(runtime, topo, NAMES, WALL_TO_MONOTONIC, since=0)
+    (event,) = cluster_log_events(runtime, topo, NAMES, WALL_TO_MONOTONIC, since=0)
     assert event.detail == "Failover election won (no Redis prefix)"
     assert event.at == pytest.approx(at("2026-11-28T10:52:41.0Z"), abs=1e-6)
 
 
 def test_log_events_empty_logs(topo):
-    assert log_events(FakeRuntime({}), topo, NAMES, WALL_TO_MONOTONIC, since=0) == []
+    assert cluster_log_events(FakeRuntime({}), topo, NAMES, WALL_TO_MONOTONIC, since=0) == []
 
 
 # Redis 7.2 (the lab's default image, redis:7.2) writes the human node name after each ID:
@@ -430,5 +439,5 @@ def test_log_events_empty_logs(topo):
 ])
 def test_log_events_understand_redis_7_2_wording(topo, message, name):
     runtime = FakeRuntime({"redis-5": [redis_line("2026-11-28T10:52:40.500000000Z", "S", "*", message)]})
-    found = log_events(runtime, topo, NAMES, WALL_TO_MONOTONIC, since=0)
+    found = cluster_log_events(runtime, topo, NAMES, WALL_TO_MONOTONIC, since=0)
     assert [e.name for e in found] == [name]

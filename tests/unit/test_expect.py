@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.expect import Check, check_expectations
-from orchestrator.labs import Bound, Scenario
+from orchestrator.measure.expect import Check, check_expectations
+from orchestrator.spec import Bound, Scenario
 
 
 @pytest.mark.parametrize("bound, observed, holds", [

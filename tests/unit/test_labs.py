@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.errors import LabFileError, UsageError
-from orchestrator.labs import PERSISTENCE_MODES, Step, lab_path, load_lab, parse_duration, parse_lab
-from orchestrator.paths import LABS_DIR
+from orchestrator.spec import PERSISTENCE_MODES, Step, lab_path, load_lab, parse_duration, parse_lab
+from orchestrator.spec.paths import LABS_DIR
 from orchestrator.validate import validate_lab
 
 SHIPPED_LABS = sorted(LABS_DIR.glob("*.yaml"))
@@ -158,9 +158,8 @@ def test_unreadable_lab_file(tmp_path):
 @pytest.mark.parametrize("target", ["sentinel", "redis-2"])
 def test_target_matching_no_node_is_refused_by_validate(write_lab, target):
     path = write_lab(lambda d: _steps(d).__setitem__(2, {"kill": target}))
-    lab = parse_lab(path)     # the schema is fine; only the topology can tell
-    with pytest.raises(LabFileError) as caught:
-        validate_lab(lab)
+    with pytest.raises(LabFileError) as caught:     # the kind says which nodes a lab of this shape has
+        validate_lab(parse_lab(path))
     assert caught.value.key == "scenarios.x.steps[2].kill"
     assert f"{path}: scenarios.x.steps[2].kill: target {target!r} matches no node" in str(caught.value)
 

@@ -8,7 +8,7 @@ import pytest
 from .helpers import refused
 
 from orchestrator.errors import LabFileError
-from orchestrator.labs import load_lab, parse_lab
+from orchestrator.spec import load_lab, parse_lab
 from orchestrator.validate import validate_lab
 
 
@@ -30,7 +30,8 @@ def _refused(write_lab, mutate) -> LabFileError:
 
 def test_replication_defaults_to_two_replicas(write_lab):
     spec = parse_lab(write_lab(_topology(kind="replication"))).topology
-    assert (spec.kind, spec.replicas, spec.sentinels, dict(spec.sentinel)) == ("replication", 2, 0, {})
+    assert (spec.kind, spec.replicas, "sentinels" in spec.params, "sentinel" in spec.params) == (
+        "replication", 2, False, False)
 
 
 def test_sentinel_defaults_to_two_replicas_and_three_sentinels(write_lab):
@@ -40,7 +41,9 @@ def test_sentinel_defaults_to_two_replicas_and_three_sentinels(write_lab):
 
 def test_single_has_no_replicas_or_sentinels(write_lab):
     spec = parse_lab(write_lab()).topology
-    assert (spec.replicas, spec.sentinels) == (0, 0)
+    assert ("replicas" in spec.params, "sentinels" in spec.params) == (False, False)
+    with pytest.raises(AttributeError, match="a single topology has no 'replicas'"):
+        spec.replicas
 
 
 def test_sentinel_settings_become_strings(write_lab):

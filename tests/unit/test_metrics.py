@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.metrics import METRICS, Observation, compute_metrics, parse_server_load_s
-from orchestrator.probe import FAIL, INFO, OK, Attempt, ReadBack
+from orchestrator.measure.metrics import compute_metrics, parse_server_load_s
+from orchestrator.measure.observation import Observation, ServerFacts
+from orchestrator.spec import METRICS, load_plugins
+from orchestrator.workloads.writes import FAIL, INFO, OK, Attempt, ReadBack
+
+from .observations import write_observation
+
+load_plugins()
 
 FAULT = (1.00, 1.10)      # kill step invoked, returned
 RESTART = (1.50, 1.60)    # start step invoked, returned
@@ -37,8 +43,7 @@ READBACK = ReadBack(lost=[3, 4, 5], indeterminate_present=[6], keys_checked=8)
 
 def observe(attempts=HISTORY, readback=READBACK, marks=None, window=(0.0, 2.0), server=None) -> Observation:
     marks = {"fault": FAULT, "restart": RESTART} if marks is None else marks
-    return Observation(attempts=list(attempts), readback=readback, marks=marks, probe_window=window,
-                       server=server or {})
+    return write_observation(attempts, readback, marks, window, facts=ServerFacts(**(server or {})))
 
 
 def test_counts():

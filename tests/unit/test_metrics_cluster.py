@@ -7,11 +7,17 @@ from __future__ import annotations
 import pytest
 from redis.crc import key_slot
 
-from orchestrator.cluster import Shard
-from orchestrator.metrics import (METRICS, Observation, clusterdown_errors, compute_metrics, failover_s, failovers,
-                                  other_shards_unavailable_s, shard_rows, shard_unavailable_s)
-from orchestrator.probe import FAIL, INFO, OK, Attempt, ReadBack
-from orchestrator.sentinel_watch import ServerEvent
+from orchestrator.events import ServerEvent
+from orchestrator.kinds.cluster import (ClusterFacts, Shard, clusterdown_errors, other_shards_unavailable_s,
+                                        shard_unavailable_s)
+from orchestrator.measure.metrics import compute_metrics, failover_s, failovers
+from orchestrator.measure.observation import Observation, ServerFacts
+from orchestrator.spec import KINDS, METRICS, load_plugins
+from orchestrator.workloads.writes import FAIL, INFO, OK, Attempt, ReadBack, range_rows
+
+from .observations import write_observation
+
+load_plugins()
 
 LAYOUT = [
     Shard(master="redis-1", replicas=("redis-4",), slots=((0, 5460),)),
@@ -42,11 +48,16 @@ def test_history_helper_puts_keys_in_the_asked_shard():
     assert seqs == sorted(set(seqs))
 
 
-def observe(attempts, target="redis-1", marks=None, window=WINDOW, server=None, events=(), lost=()) -> Observation:
-    base = {"shards_at_start": LAYOUT, "fault_target": target, "failover_watch": "cluster"}
-    return Observation(attempts=list(attempts), readback=ReadBack(lost=list(lost)),
-                       marks={"fault": FAULT} if marks is None else marks, probe_window=window,
-                       server={**base, **(server or {})}, server_events=list(events))
+def observe(attempts, target="redis-1", marks=None, window=WINDOW, server=None, events=(), lost=(),
+            layout=LAYOUT) -> Observation:
+    return write_observation(attempts, ReadBack(lost=list(lost)), {"fault": FAULT} if marks is None else marks,
+                             window, facts=ServerFacts(fault_target=target),
+                             kind_facts=ClusterFacts(shards_at_start=layout, **(server or {})), events=events,
+                             layout=layout)
+
+
+def shard_rows(obs: Observation) -> list[dict]:
+    return range_rows(obs.history, obs.marks)
 
 
 # kill-master: shard 0's master is killed at 1.20; its replica takes over; while its slots are
@@ -152,10 +163,9 @@ def test_shard_that_never_acks_again_counts_until_probe_stop():
 
 
 @pytest.mark.parametrize("change", [
-    dict(server={"shards_at_start": []}),
-    dict(server={"shards_at_start": None}),
+    dict(layout=[]),
+    dict(layout=None),
     dict(marks={}),
-    dict(window=None),
 ])
 def test_shard_metrics_do_not_apply(change):
     obs = observe(KILL_MASTER, **change)
@@ -171,8 +181,8 @@ def test_clusterdown_errors_count_only_clusterdown():
 
 def test_clusterdown_errors_zero_and_outside_a_cluster():
     assert clusterdown_errors(observe(history((0, 0.1, 0.2, OK)))) == 0
-    outside = Observation(attempts=KILL_MASTER, readback=ReadBack(), marks={"fault": FAULT}, probe_window=WINDOW)
-    assert clusterdown_errors(outside) is None
+    # outside a cluster the metric is not reported at all
+    assert METRICS["clusterdown_errors"].applies(KINDS["sentinel"].capabilities, "writes", lambda a: True) is not None
 
 
 # ------------------------------------------------------------------ shard_rows
@@ -199,22 +209,23 @@ def test_shard_rows_without_a_fault_have_no_gap():
 
 
 def test_shard_rows_outside_a_cluster():
-    assert shard_rows(observe(KILL_MASTER, server={"shards_at_start": None})) == []
+    assert shard_rows(observe(KILL_MASTER, layout=None)) == []
 
 
 def test_shard_rows_skip_keys_of_uncovered_slots():
     layout = [Shard(master="redis-1", replicas=(), slots=((0, 5460),))]
-    rows = shard_rows(observe(KILL_MASTER, server={"shards_at_start": layout}))
+    rows = shard_rows(observe(KILL_MASTER, layout=layout))
     assert [(r["acked"], r["errors"]) for r in rows] == [(4, 3)]
 
 
 # ------------------------------------------------------------------ elections won
 
-WON = "Failover election won: I'm the new master."
+WON = "configEpoch set to 7 after successful failover"
 
 
 def _won(at: float, source: str) -> ServerEvent:
-    return ServerEvent(at=at, source=source, name="failover-won", detail=WON)
+    """The promoted replica's log line, as the cluster kind hands it on (it names the new master)."""
+    return ServerEvent(at=at, source=source, name="new configEpoch", detail=WON, promotes=source)
 
 
 def test_one_election_won():
@@ -246,9 +257,10 @@ def test_election_before_the_fault_is_not_its_failover():
     assert failover_s(obs) == pytest.approx(2.5 - 1.20)
 
 
-def test_failovers_need_a_watch():
-    obs = observe(KILL_MASTER, server={"failover_watch": None}, events=[_won(3.9, "redis-4")])
-    assert failovers(obs) is None
+def test_failovers_need_an_announcement():
+    # the election alone is not the failover: the takeover line (new configEpoch) is
+    obs = observe(KILL_MASTER, events=[ServerEvent(3.9, "redis-4", "failover-won", "Failover election won: I'm the new master.")])
+    assert failovers(obs) == 0
 
 
 # ------------------------------------------------------------------ read from the servers
@@ -258,9 +270,10 @@ SERVER_FIGURES = {"redirects": 1234, "nodes_agreeing": 6, "master_slots_min": 40
 
 
 @pytest.mark.parametrize("name", list(SERVER_FIGURES))
-def test_server_figures_are_read_from_obs_server(name):
+def test_server_figures_are_read_from_the_cluster_facts(name):
     assert METRICS[name].compute(observe(KILL_MASTER, server=SERVER_FIGURES)) == SERVER_FIGURES[name]
-    assert METRICS[name].compute(observe(KILL_MASTER)) is None
+    figures = {**SERVER_FIGURES, name: None}
+    assert METRICS[name].compute(observe(KILL_MASTER, server={k: v for k, v in figures.items() if k != name})) is None
 
 
 def test_every_cluster_metric_is_registered_and_computes():
@@ -269,3 +282,11 @@ def test_every_cluster_metric_is_registered_and_computes():
     figures = compute_metrics(observe(KILL_MASTER, server=SERVER_FIGURES, events=[_won(3.9, "redis-4")]))
     assert (figures["shard_unavailable_s"], figures["other_shards_unavailable_s"]) == (3.5, 3.0)
     assert (figures["clusterdown_errors"], figures["failovers"], figures["move_s"]) == (3, 1, 7.25)
+
+
+def test_unavailable_s_in_a_cluster_is_the_slowest_shard():
+    # the killed shard waited 3.5 s while the other shards kept acknowledging: the headline is 3.5,
+    # not the short gap between any two acknowledged writes
+    obs = observe(KILL_MASTER)
+    assert METRICS["unavailable_s"].compute(obs) == pytest.approx(3.50)
+    assert METRICS["unavailable_s"].compute(observe(KILL_MASTER, target="redis-6")) == pytest.approx(3.50)

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.metrics import (METRICS, Observation, compute_metrics, failover_s, failovers, lost_window_s,
-                                  max_node_kept, replicas_in_sync, switches)
-from orchestrator.probe import FAIL, INFO, OK, Attempt, ReadBack
-from orchestrator.sentinel_watch import ServerEvent
+from orchestrator.events import ServerEvent
+from orchestrator.kinds.replication import ReplicationFacts, max_node_kept, replicas_in_sync
+from orchestrator.measure.metrics import compute_metrics, failover_s, failovers, switches
+from orchestrator.measure.observation import Observation
+from orchestrator.spec import KINDS, METRICS, load_plugins
+from orchestrator.workloads.writes import FAIL, INFO, OK, Attempt, ReadBack, lost_window_s
+
+from .observations import write_observation
+
+load_plugins()
 
 FAULT = (1.00, 1.20)     # kill step invoked, returned
 SWITCH = "mymaster 10.213.198.11 6379 10.213.198.12 6379"
@@ -25,14 +31,14 @@ HISTORY = [
 
 
 def _event(at: float, name: str = "+switch-master", detail: str = SWITCH, source: str = "sentinel-1") -> ServerEvent:
-    return ServerEvent(at=at, source=source, name=name, detail=detail)
+    """A Sentinel event as the sentinel kind hands it on: a +switch-master names the node it promotes."""
+    promotes = detail.split()[3] if name == "+switch-master" else None
+    return ServerEvent(at=at, source=source, name=name, detail=detail, promotes=promotes)
 
 
 def observe(events=(), lost=(), marks=None, server=None, attempts=HISTORY) -> Observation:
-    return Observation(attempts=list(attempts), readback=ReadBack(lost=list(lost)),
-                       marks={"fault": FAULT} if marks is None else marks, probe_window=(0.0, 5.0),
-                       server={"failover_watch": "sentinel"} if server is None else server,
-                       server_events=list(events))
+    return write_observation(attempts, ReadBack(lost=list(lost)), {"fault": FAULT} if marks is None else marks,
+                             (0.0, 5.0), kind_facts=ReplicationFacts(**(server or {})), events=events)
 
 
 def _three_sentinels(at: float, detail: str = SWITCH) -> list[ServerEvent]:
@@ -63,9 +69,11 @@ def test_other_sentinel_events_are_not_failovers():
     assert failover_s(observe(events)) is None
 
 
-def test_failovers_is_none_without_a_failover_watch():
-    assert failovers(observe(_three_sentinels(3.5), server={})) is None
-    assert failovers(observe(_three_sentinels(3.5), server={"failover_watch": None})) is None
+def test_failovers_are_not_measured_without_a_failover_watch():
+    # a lab whose servers announce no failover (no Sentinel) does not report the metric at all
+    for kind in ("single", "replication"):
+        assert METRICS["failovers"].applies(KINDS[kind].capabilities, "writes", lambda action: True) is not None
+    assert METRICS["failovers"].applies(KINDS["sentinel"].capabilities, "writes", lambda action: True) is None
 
 
 def test_failovers_zero_when_watched_and_nothing_happened():
@@ -111,7 +119,7 @@ def test_lost_window_is_zero_when_nothing_was_lost():
 # ------------------------------------------------------------------ server figures
 
 def test_replicas_in_sync_and_max_node_kept_come_from_the_servers():
-    obs = observe(server={"failover_watch": "sentinel", "replicas_in_sync": 2, "max_node_kept": 0})
+    obs = observe(server={"replicas_in_sync": 2, "max_node_kept": 0})
     assert replicas_in_sync(obs) == 2
     assert max_node_kept(obs) == 0          # 0: every copy wiped, not "unknown"
 
@@ -124,7 +132,7 @@ def test_server_figures_are_none_when_not_measured():
 
 def test_compute_metrics_of_a_failover_run():
     obs = observe(_three_sentinels(3.7), lost=[3],
-                  server={"failover_watch": "sentinel", "replicas_in_sync": 2, "max_node_kept": 3})
+                  server={"replicas_in_sync": 2, "max_node_kept": 3})
     m = compute_metrics(obs)
     assert (m["failovers"], m["failover_s"], m["replicas_in_sync"], m["max_node_kept"]) == (1, 2.5, 2, 3)
     assert m["lost"] == 1
@@ -145,14 +153,26 @@ def test_failover_s_ignores_switches_before_the_fault():
 
 
 def test_promotions_name_each_failover_once(sentinel_lab):
-    from orchestrator.observe import promotions
-    from orchestrator.topology import derive_topology
+    from types import SimpleNamespace
+
+    from orchestrator.kinds import derive_topology, kind_of
+    from orchestrator.scenario import promotions
 
     topo = derive_topology(sentinel_lab, "aof-everysec", run_id="t", image="redis", port_base=7100)
     ip = {n.name: n.ip for n in topo.nodes}
     there = f"mymaster {ip['redis-1']} 6379 {ip['redis-3']} 6379"
     back = f"mymaster {ip['redis-3']} 6379 {ip['redis-1']} 6379"
-    events = _three_sentinels(3.0, there) + _three_sentinels(8.0, back)
-    assert promotions(topo, observe(events)) == ["redis-1 -> redis-3", "redis-3 -> redis-1"]
-    won = [_event(4.0, name="failover-won", detail="Failover election won: I'm the new master.", source="redis-5")]
-    assert promotions(topo, observe(won)) == ["redis-5 (won the election)"]
+    raw = [ServerEvent(e.at, e.source, e.name, e.detail) for e in _three_sentinels(3.0, there) + _three_sentinels(8.0, back)]
+
+    class Watch:
+        events = raw
+
+        def stop(self):
+            pass
+
+    # the sentinel kind marks each +switch-master with the node it promotes and the one it replaces
+    named = kind_of(sentinel_lab).server_events(SimpleNamespace(watch=Watch(), topo=topo), offset=0.0)
+    assert promotions(observe(named)) == ["redis-1 -> redis-3", "redis-3 -> redis-1"]
+    won = [ServerEvent(4.0, "redis-5", "new configEpoch", "configEpoch set to 7 after successful failover",
+                       promotes="redis-5")]
+    assert promotions(observe(won)) == ["redis-5 (won the election)"]

@@ -1,6 +1,6 @@
-"""ClusterProbe's write loop against a scripted fake RedisCluster: the outcome each error gets
-(CLUSTERDOWN and refusals fail, resets and timeouts are unknown), the keys and values written,
-and connecting again only when there is no client yet."""
+"""The probe's write loop through ClusterWriter against a scripted fake RedisCluster: the outcome
+each error gets (CLUSTERDOWN and refusals fail, resets and timeouts are unknown), the keys and
+values written, and connecting again only when there is no client yet."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 import redis
 from redis.exceptions import ClusterDownError, ClusterError, RedisClusterException, SlotNotCoveredError
 
-from orchestrator.probe import FAIL, INFO, OK, ClusterProbe
+from orchestrator.engine.nodes import ClusterWriter, classify
+from orchestrator.workloads.writes import FAIL, INFO, OK, Probe
 
 RUN = "ab12cd"
 REFUSED = "Error 111 connecting to 127.0.0.1:7100. Connection refused."
@@ -24,7 +25,7 @@ class FakeCluster:
         self.replies = list(replies)
         self.written: list[tuple[str, str]] = []
         self.closed = 0
-        self.probe: ClusterProbe | None = None
+        self.probe: Probe | None = None
 
     def set(self, key, value):
         self.written.append((key, value))
@@ -51,14 +52,14 @@ class Factory:
         self.calls += 1
         if self.failures:
             raise self.failures.pop(0)
-        return self.client
+        return ClusterWriter(self.client)
 
 
-def _run(replies, connect_failures=()) -> tuple[ClusterProbe, FakeCluster, Factory]:
+def _run(replies, connect_failures=()) -> tuple[Probe, FakeCluster, Factory]:
     client = FakeCluster(replies)
     factory = Factory(client, connect_failures)
     clock = itertools.count(1.0, 0.5)
-    probe = ClusterProbe(factory, run_id=RUN, clock=lambda: next(clock))
+    probe = Probe(factory, classify, run_id=RUN, clock=lambda: next(clock))
     client.probe = probe
     probe.start()
     probe._thread.join(timeout=5)
@@ -67,7 +68,7 @@ def _run(replies, connect_failures=()) -> tuple[ClusterProbe, FakeCluster, Facto
     return probe, client, factory
 
 
-def outcomes(probe: ClusterProbe) -> list[tuple[str, str]]:
+def outcomes(probe: Probe) -> list[tuple[str, str]]:
     return [(a.outcome, a.error) for a in probe.attempts]
 
 

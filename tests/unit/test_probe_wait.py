@@ -1,5 +1,5 @@
-"""The probe's write loop against a scripted fake connection: WAIT mode (a write counts only
-once WAIT confirms enough replicas) and reconnecting after an error reply."""
+"""The probe's write loop through DirectWriter against a scripted fake connection: WAIT mode (a
+write counts only once WAIT confirms enough replicas) and reconnecting after an error reply."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import threading
 
 import pytest
 import redis
-from redis._parsers.base import BaseParser
+import redis.exceptions as rexc
 
-from orchestrator.probe import FAIL, INFO, OK, Probe, _packed_set
+from orchestrator.engine.nodes import DirectWriter, _packed_set, classify
+from orchestrator.workloads.writes import FAIL, INFO, OK, Probe
 
 RUN = "ab12cd"
 
@@ -30,6 +31,9 @@ class FakeServer:
     def connect(self) -> "FakeConnection":
         self.connects += 1
         return FakeConnection(self, port=7100 + self.connects)
+
+    def writer(self, **options) -> DirectWriter:
+        return DirectWriter(self.connect(), **options)
 
 
 class FakeConnection:
@@ -60,7 +64,7 @@ class FakeConnection:
 def _run(replies, **options) -> tuple[Probe, FakeServer]:
     server = FakeServer(replies)
     clock = itertools.count(1.0, 0.5)
-    probe = Probe(server.connect, run_id=RUN, clock=lambda: next(clock), **options)
+    probe = Probe(lambda: server.writer(**options), classify, run_id=RUN, clock=lambda: next(clock))
     server.probe = probe
     probe.start()
     assert server.exhausted.wait(timeout=5), "the probe did not consume the script"
@@ -68,12 +72,10 @@ def _run(replies, **options) -> tuple[Probe, FakeServer]:
     return probe, server
 
 
-def _error_reply(text: str) -> redis.RedisError:
-    """The exception redis-py raises for an error reply (`-READONLY ...` -> ReadOnlyError)."""
-    return BaseParser.parse_error(text)
-
-
-READONLY = "READONLY You can't write against a read only replica."
+# The exceptions redis-py raises for error replies (`-READONLY ...` -> ReadOnlyError, the code dropped).
+READONLY = rexc.ReadOnlyError("You can't write against a read only replica.")
+LOADING = rexc.BusyLoadingError("Redis is loading the dataset in memory")
+NOREPLICAS = redis.ResponseError("NOREPLICAS Not enough good replicas to write.")
 
 
 def _wait_command(replicas: int, timeout_ms: int) -> bytes:
@@ -101,18 +103,18 @@ def test_wait_shortfall_keeps_the_connection():
 def test_set_and_wait_go_in_one_packet():
     _, server = _run([b"OK", 1], wait_replicas=1, wait_timeout_ms=250)
     (packet,) = server.sent
-    assert packet == _packed_set(1, f"{RUN}:".encode()) + _wait_command(1, 250)
+    assert packet == _packed_set(b"probe:1", f"{RUN}:1".encode()) + _wait_command(1, 250)
     assert b"SET" in packet and b"WAIT" in packet
 
 
 def test_without_wait_only_the_set_is_sent():
     probe, server = _run([b"OK"])
-    assert server.sent == [_packed_set(1, f"{RUN}:".encode())]
+    assert server.sent == [_packed_set(b"probe:1", f"{RUN}:1".encode())]
     assert [a.outcome for a in probe.attempts] == [OK]
 
 
 def test_error_reply_fails_and_reconnects():
-    probe, server = _run([_error_reply(READONLY), b"OK"])
+    probe, server = _run([READONLY, b"OK"])
     assert [(a.seq, a.outcome) for a in probe.attempts] == [(1, FAIL), (2, OK)]
     assert server.connects == 2
     assert server.disconnects == 2          # after the error, and at the end
@@ -120,13 +122,13 @@ def test_error_reply_fails_and_reconnects():
 
 
 def test_response_error_kind_is_the_first_word():
-    probe, server = _run([_error_reply("NOREPLICAS Not enough good replicas to write."), b"OK"])
+    probe, server = _run([NOREPLICAS, b"OK"])
     assert [(a.outcome, a.error) for a in probe.attempts] == [(FAIL, "NOREPLICAS"), (OK, "")]
     assert server.connects == 2
 
 
 def test_error_reply_in_wait_mode_reconnects():
-    probe, server = _run([_error_reply(READONLY), b"OK", 1], wait_replicas=1)
+    probe, server = _run([READONLY, b"OK", 1], wait_replicas=1)
     assert [a.outcome for a in probe.attempts] == [FAIL, OK]
     assert server.connects == 2
     assert len(probe.connections) == 2
@@ -140,7 +142,7 @@ def test_lost_connection_is_info_and_reconnects():
 
 def test_loading_reply_is_fail_and_reconnects():
     # redis-py's BusyLoadingError is a ConnectionError, but LOADING is a refusal: not applied
-    probe, server = _run([_error_reply("LOADING Redis is loading the dataset in memory"), b"OK"])
+    probe, server = _run([LOADING, b"OK"])
     assert [a.outcome for a in probe.attempts] == [FAIL, OK]
     assert server.connects == 2
 
@@ -151,5 +153,4 @@ def test_loading_reply_is_fail_and_reconnects():
     (redis.exceptions.ResponseError("NOREPLICAS Not enough good replicas to write."), "NOREPLICAS"),
 ])
 def test_error_kind_is_the_reply_code(exc, kind):
-    from orchestrator.probe import _error_kind
-    assert _error_kind(exc) == kind
+    assert classify(exc, False) == (FAIL, kind)

@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 import yaml
 
-from orchestrator.labs import PERSISTENCE_MODES
-from orchestrator.render import render_files, render_project
-from orchestrator.topology import (DEFAULT_PORT_BASE, LABEL_LAB, LABEL_MODE, LABEL_RUN, UP_RUN_ID,
-                                   derive_topology, project_name)
+from orchestrator.spec import PERSISTENCE_MODES
+from orchestrator.engine.render import render_files, render_project
+from orchestrator.engine.topology import DEFAULT_PORT_BASE, LABEL_LAB, LABEL_MODE, LABEL_RUN, UP_RUN_ID, project_name
+from orchestrator.kinds import derive_topology
 
 RUN = "abc123"
 IMAGE = "redis:7.2"
@@ -111,6 +111,7 @@ EXPECTED_PERSISTENCE = {
     # mode: (save, appendonly, appendfsync or None when not set)
     "none": ('""', "no", None),
     "rdb": ("1 1", "no", None),
+    "aof-no": ('""', "yes", "no"),
     "aof-everysec": ('""', "yes", "everysec"),
     "aof-always": ('""', "yes", "always"),
     "rdb+aof": ("1 1", "yes", "everysec"),

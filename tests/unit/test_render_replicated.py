@@ -8,8 +8,9 @@ import stat
 import pytest
 import yaml
 
-from orchestrator.render import render_files, render_project
-from orchestrator.topology import DEFAULT_PORT_BASE, derive_topology
+from orchestrator.engine.render import render_files, render_project
+from orchestrator.engine.topology import DEFAULT_PORT_BASE
+from orchestrator.kinds import derive_topology
 
 RUN = "r1"
 IMAGE = "redis:7.2"

@@ -10,14 +10,17 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from orchestrator import report
-from orchestrator.expect import Check
-from orchestrator.labs import Bound
-from orchestrator.metrics import METRICS
-from orchestrator.context import Event
-from orchestrator.scenario import Result
+from orchestrator.measure.expect import Check
+from orchestrator.spec import Bound
+from orchestrator.spec import METRICS, load_plugins
+from orchestrator.events import Event
+from orchestrator.measure.result import Result
 
 
-def make_result(scenario="kill-restart", mode="rdb", passed=True, lab="persistence", **metrics) -> Result:
+load_plugins()
+
+
+def make_result(scenario="kill-restart", mode="rdb", passed=True, lab="persistence", error="", **metrics) -> Result:
     values = {name: None for name in METRICS}
     values.update(acked=900, lost=0, lost_pct=0.0, acked_before_fault=400, lost_before_fault_pct=0.0,
                   unavailable_s=1.234, errors=12, load_s=0.31)
@@ -28,8 +31,9 @@ def make_result(scenario="kill-restart", mode="rdb", passed=True, lab="persisten
               Event(2.0034, "kill master", "tool"),
               Event(3.2371, "first ack after the fault (probe:412)", "client")]
     return Result(lab=lab, scenario=scenario, mode=mode, image="redis:7.2", summary="SIGKILL redis-server",
-                  explain="A SIGKILL is a crash.", passed=passed, duration_s=5.6789, metrics=values,
-                  checks=checks, events=events, error_kinds={"connection refused": 10, "LOADING": 2})
+                  explain="A SIGKILL is a crash.", status="error" if error else "pass" if passed else "fail",
+                  duration_s=5.6789, metrics={} if error else values, checks=[] if error else checks, events=events,
+                  error_kinds={"connection refused": 10, "LOADING": 2}, error=error)
 
 
 @pytest.fixture
@@ -189,3 +193,29 @@ def test_format_repeats():
     assert text.startswith("3 runs, 2 passed")
     row = next(l.split() for l in text.splitlines() if l.startswith("unavailable_s"))
     assert row == ["unavailable_s", "1", "2", "3", "3"]
+
+
+# ------------------------------------------------------------------ ERROR: could not measure
+
+def test_an_error_is_a_junit_error_and_a_json_status(tmp_path, results):
+    results.append(make_result(mode="aof-everysec", error="no master was ready for the read-back within 30 s"))
+    root = ET.fromstring(report.junit_xml(results))
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("3", "1", "1")
+    case = root.findall("testsuite/testcase")[2]
+    assert case.find("failure") is None
+    assert "could not measure: no master was ready" in case.find("error").get("message")
+    path = tmp_path / "results.json"
+    report.write_json(path, results)
+    assert [o["status"] for o in json.loads(path.read_text())] == ["pass", "fail", "error"]
+    assert json.loads(path.read_text())[2]["error"].startswith("no master was ready")
+
+
+def test_compare_and_verify_show_an_error_without_its_metrics():
+    broken = make_result(mode="aof-always", error="the probe's write loop died at attempt 12: TypeError: x")
+    rows = _table_rows(report.format_compare([make_result(mode="rdb"), broken]))
+    assert rows[1][:2] == ["aof-always", "ERROR"]
+    text = report.format_verify([make_result(mode="rdb"), broken])
+    assert "1 passed, 0 failed, 1 could not measure (ERROR)" in text
+    assert report.verify_line(broken).startswith("ERROR persistence kill-restart [aof-always]  could not measure: "
+                                                 "the probe's write loop died")
+    assert "ERROR: the run could not measure" in report.format_result(broken)

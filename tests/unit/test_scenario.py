@@ -7,15 +7,12 @@ import itertools
 
 import pytest
 
-import orchestrator.context
-from orchestrator.errors import ScenarioAborted, UsageError
-from orchestrator.labs import Scenario, Step
-from orchestrator.metrics import Observation
-from orchestrator.probe import FAIL, OK, Attempt, ReadBack
 from orchestrator.context import RunContext
-from orchestrator.observe import client_events
-from orchestrator.scenario import default_mode, modes_to_run, run_steps
-from orchestrator.topology import derive_topology
+from orchestrator.errors import ScenarioAborted, UsageError
+from orchestrator.kinds import derive_topology, kind_of
+from orchestrator.scenario import run_steps
+from orchestrator.spec import Scenario, Step
+from orchestrator.workloads.writes import FAIL, OK, Attempt, ReadBack, WriteHistory, client_events
 
 
 class FakeRuntime:
@@ -35,13 +32,22 @@ class FakeRuntime:
         self.calls.append(("remove", node.name))
 
 
+class FakeNodes:
+    """INFO as the engine's Redis module would read it: 42 keys before the first fault, then 0."""
+
+    def __init__(self):
+        self.answers = iter([{"db0": {"keys": 42}}, {"db0": {"keys": 0}}])
+
+    def info(self, node, section="everything", timeout_s=2.0):
+        return next(self.answers)
+
+
 @pytest.fixture
-def ctx(persistence_lab, monkeypatch):
-    snapshots = iter([{"dataset_keys": 42}, {"dataset_keys": 0}])
-    monkeypatch.setattr(orchestrator.context, "server_snapshot", lambda node: next(snapshots))
+def ctx(persistence_lab):
     topo = derive_topology(persistence_lab, "rdb", run_id="t1", image="redis:7.2")
     ticks = itertools.count()
-    return RunContext(topo, FakeRuntime(), clock=lambda: float(next(ticks)))
+    return RunContext(topo, FakeRuntime(), kind_of(persistence_lab), nodes=FakeNodes(),
+                      clock=lambda: float(next(ticks)))
 
 
 def _scenario(*steps) -> Scenario:
@@ -62,7 +68,7 @@ def test_run_steps_marks_the_first_fault_and_restart(ctx):
     # a role is resolved when the step runs; the timeline says which node it was
     assert [e.what for e in ctx.events] == ["kill master (redis-1)", "start master (redis-1)", "stop redis-1 5s",
                                             "wipe_volume master (redis-1)", "start master (redis-1)"]
-    assert ctx.server == {"dataset_keys": 42, "fault_target": "redis-1"}   # read before the first fault only
+    assert (ctx.facts.dataset_keys, ctx.facts.fault_target) == (42, "redis-1")   # read before the first fault only
 
 
 def test_unknown_target_aborts(ctx):
@@ -71,11 +77,10 @@ def test_unknown_target_aborts(ctx):
 
 
 def test_client_events_from_the_probe_history(ctx):
-    obs = Observation(
-        attempts=[Attempt(1, 10.0, 10.5, OK), Attempt(2, 11.0, 11.2, FAIL, "connection refused"),
-                  Attempt(3, 13.0, 13.4, OK)],
-        readback=ReadBack(), marks={"fault": (10.8, 12.0)}, probe_window=(9.0, 14.0))
-    events = client_events(ctx, obs)
+    history = WriteHistory(attempts=[Attempt(1, 10.0, 10.5, OK), Attempt(2, 11.0, 11.2, FAIL, "connection refused"),
+                                     Attempt(3, 13.0, 13.4, OK)], readback=ReadBack(), stopped_at=14.0)
+    ctx.marks["fault"] = (10.8, 12.0)
+    events = client_events(ctx, history, connections=[])
     assert [(e.t, e.what, e.source) for e in events] == [
         (10.5, "last ack before the fault (probe:1)", "client"),
         (11.2, "first failed write: connection refused", "client"),
@@ -83,16 +88,16 @@ def test_client_events_from_the_probe_history(ctx):
 
 
 def test_default_mode(persistence_lab):
-    assert default_mode(persistence_lab, persistence_lab.scenario("kill-restart")) == "aof-everysec"
+    assert persistence_lab.default_mode(persistence_lab.scenario("kill-restart")) == "aof-everysec"
     only_rdb = _scenario(("kill", {"target": "master"}))
-    assert default_mode(persistence_lab, only_rdb) == "rdb"
+    assert persistence_lab.default_mode(only_rdb) == "rdb"
 
 
 def test_modes_to_run(persistence_lab):
     scenario = persistence_lab.scenario("aof-truncated")
-    assert modes_to_run(persistence_lab, scenario, None) == ["aof-everysec", "aof-always", "rdb+aof"]
-    assert modes_to_run(persistence_lab, scenario, "aof-always") == ["aof-always"]
+    assert persistence_lab.modes_to_run(scenario, None) == ["aof-everysec", "aof-always", "rdb+aof"]
+    assert persistence_lab.modes_to_run(scenario, "aof-always") == ["aof-always"]
     with pytest.raises(UsageError, match="does not run in mode 'rdb'"):
-        modes_to_run(persistence_lab, scenario, "rdb")
+        persistence_lab.modes_to_run(scenario, "rdb")
     with pytest.raises(UsageError, match="unknown mode 'bogus'"):
-        modes_to_run(persistence_lab, scenario, "bogus")
+        persistence_lab.modes_to_run(scenario, "bogus")

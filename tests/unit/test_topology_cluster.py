@@ -9,8 +9,9 @@ from .helpers import refused as _refused, setting_value as _value, setting_value
 from .helpers import topology_of
 
 from orchestrator.errors import LabFileError
-from orchestrator.labs import load_lab, parse_lab
-from orchestrator.topology import Topology, derive_topology
+from orchestrator.spec import load_lab, parse_lab
+from orchestrator.engine.topology import Topology
+from orchestrator.kinds import derive_topology
 from orchestrator.validate import validate_lab
 
 DATA = [f"redis-{i}" for i in range(1, 7)]
@@ -125,7 +126,7 @@ def _cluster(**topology):
 
 def test_cluster_defaults_to_three_masters_with_one_replica_each(write_lab):
     spec = parse_lab(write_lab(_cluster())).topology
-    assert (spec.kind, spec.masters, spec.replicas, spec.sentinels) == ("cluster", 3, 1, 0)
+    assert (spec.kind, spec.masters, spec.replicas, "sentinels" in spec.params) == ("cluster", 3, 1, False)
 
 
 def test_cluster_replicas_are_per_master(write_lab):

@@ -9,9 +9,10 @@ import pytest
 
 from .helpers import setting_value as _value, setting_values as _values, topology_of as _topo
 
-from orchestrator.labs import Step
-from orchestrator.topology import (DEFAULT_PORT_BASE, Topology, derive_topology, lab_addresses, project_name,
-                                   sentinel_id)
+from orchestrator.spec import Step
+from orchestrator.engine.topology import DEFAULT_PORT_BASE, Topology, lab_addresses, project_name
+from orchestrator.kinds import derive_topology
+from orchestrator.kinds.sentinel import sentinel_id
 
 RUN = "r1"
 IMAGE = "redis:7.2"

@@ -18,7 +18,7 @@ from python_on_whales import DockerClient
 from python_on_whales.client_config import ClientNotFoundError
 from python_on_whales.exceptions import DockerException, NoSuchContainer, NoSuchVolume
 
-from .errors import EnvironmentProblem, RuntimeFailure
+from ..errors import EnvironmentProblem, RuntimeFailure
 from .topology import LABEL_LAB, LABEL_MODE, LABEL_NODE, LABEL_ROLE, LABEL_RUN, Node, Topology
 
 ONE_OFF_USER = "999:999"  # the redis user of the official image and of `lab image build`
@@ -187,8 +187,9 @@ class LabRuntime:
         with _call(self._what(f"docker kill {node.container}")):
             self.docker.container.kill(node.container)
 
-    def stop(self, node: Node, timeout_s: float) -> None:
-        """SIGTERM, then SIGKILL after `timeout_s`: Redis shuts down gracefully on SIGTERM."""
+    def stop(self, node: Node, timeout_s: int) -> None:
+        """SIGTERM, then SIGKILL after `timeout_s` whole seconds (Docker counts in seconds; the
+        lab file refuses fractions): Redis shuts down gracefully on SIGTERM."""
         with _call(self._what(f"docker stop {node.container}")):
             self.docker.container.stop(node.container, time=int(timeout_s))
 

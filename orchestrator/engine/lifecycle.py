@@ -1,6 +1,7 @@
 """Bring a lab up and tear it down: pre-flight checks, render, start, readiness, cleanup.
 
-Shared by `lab up` (which keeps the lab) and the scenario runner (which removes it).
+One lifecycle for `lab up` (which keeps the lab) and for scenario runs (which remove it). What
+"ready" means beyond every node answering is the kind's to say (`kind.form`, `kind.not_settled`).
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ import signal
 import socket
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
-from .clients import is_ready, not_yet_settled, wait_until
-from .cluster import create_cluster, not_yet_formed
-from .errors import EnvironmentProblem, RuntimeFailure, UsageError
+from ..errors import EnvironmentProblem, RuntimeFailure, UsageError
+from . import nodes as redis_nodes
+from .docker import Engine, LabRuntime
+from .poll import wait_until
 from .render import render_project
-from .runtime import Engine, LabRuntime
 from .topology import Topology
 
 READY_TIMEOUT_S = 30.0
@@ -28,6 +30,15 @@ class RunSettings:
     image: str                 # resolved image name
     port_base: int
     keep: bool = False         # leave the lab running after the run
+
+
+@dataclass
+class LabHandle:
+    """A lab being brought up or run, as kinds see it: its plan, Docker, and the Redis servers."""
+
+    topo: Topology
+    runtime: LabRuntime
+    nodes: ModuleType = field(default=redis_nodes)
 
 
 def check_port_free(port: int) -> None:
@@ -55,35 +66,33 @@ def preflight(topo: Topology, engine: Engine) -> None:
         check_port_free(port)
 
 
-def prepare(topo: Topology, project_dir: Path) -> LabRuntime:
+def prepare(topo: Topology, project_dir: Path) -> LabHandle:
     """Render the project into `project_dir`; nothing starts yet."""
-    return LabRuntime(topo, render_project(topo, project_dir))
+    return LabHandle(topo, LabRuntime(topo, render_project(topo, project_dir)))
 
 
-def bring_up(runtime: LabRuntime) -> None:
-    """Start every node (compose starts them in parallel) and wait until all are ready.
-    The caller owns cleanup: call `teardown(runtime)` in a finally, even if this raises."""
-    runtime.up()
-    wait_ready(runtime, runtime.topo)
+def bring_up(lab: LabHandle, kind) -> None:
+    """Start every node (compose starts them in parallel), wait until each answers, let the kind
+    form the topology (`kind.form`) and wait until it says it is settled. The caller owns
+    cleanup: call `teardown(lab.runtime)` in a finally, even if this raises."""
+    lab.runtime.up()
+    wait_ready(lab, kind)
 
 
-def wait_ready(runtime: LabRuntime, topo: Topology, timeout_s: float = READY_TIMEOUT_S) -> None:
-    """Every node answers; in replicated topologies, replicas are in sync and every Sentinel
-    knows the master, its replicas and its peers. Raises RuntimeFailure with the reason."""
+def wait_ready(lab: LabHandle, kind, timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Every node answers; then whatever the kind still lacks (replicas in sync, Sentinels that
+    know each other, a formed cluster). Raises RuntimeFailure with the reason."""
+    topo, runtime = lab.topo, lab.runtime
     for node in topo.nodes:
-        if not wait_until(lambda: is_ready(node), timeout_s):
+        if not wait_until(lambda: lab.nodes.is_ready(node), timeout_s):
             state, code = runtime.state(node)
             logs = runtime.logs(node, tail=5).strip().replace("\n", " | ")
             raise RuntimeFailure(f"{node.name} did not become ready within {timeout_s:g} s "
                                  f"(container {state}, exit code {code})",
                                  f"last log lines: {logs or '(none)'}")
-    if topo.kind == "cluster":
-        create_cluster(runtime, topo)
-        settled = not_yet_formed
-    else:
-        settled = not_yet_settled
-    if len(topo.nodes) > 1 and not wait_until(lambda: settled(topo) is None, timeout_s):
-        raise RuntimeFailure(f"lab {topo.lab} did not settle within {timeout_s:g} s: {settled(topo)}",
+    kind.form(lab)
+    if not wait_until(lambda: kind.not_settled(lab) is None, timeout_s):
+        raise RuntimeFailure(f"lab {topo.lab} did not settle within {timeout_s:g} s: {kind.not_settled(lab)}",
                              "see `docker logs` of the nodes (`lab up` keeps the lab for a look)")
 
 

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import jinja2
 
-from .paths import TEMPLATES_DIR
-from .topology import (CONFIG_PATH, DATA_DIR, LABEL_NODE, LABEL_ROLE, REDIS_PORT, SENTINEL_DIR, Node,
-                       Topology)
+from ..spec.paths import TEMPLATES_DIR
+from .topology import CONFIG_PATH, DATA_DIR, LABEL_NODE, LABEL_ROLE, REDIS_PORT, SENTINEL_DIR, Node, Topology
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),

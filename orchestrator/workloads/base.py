@@ -1,0 +1,85 @@
+"""The interface of a workload: what runs against a lab while faults happen.
+
+A workload is registered under a name (a lab file's `workload:`; `writes` by default). It
+declares the options `probe: start` may give it and checks that they apply to the lab, and the
+invariants every run of it must show to count as measured. While a run goes on it records its
+own history; afterwards `observe` turns that history (and, for writes, a read-back) into the
+object its metrics read. A history need not be keys written: the messaging workload's is
+messages produced and consumed; an external program's is the attempts it reports.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping
+
+from ..events import Event
+from ..spec import Bound, Param
+
+
+class Workload:
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    options: ClassVar[tuple[Param, ...]] = ()
+    invariants: ClassVar[dict[str, Bound]] = {}    # checked in every run besides the lab file's expectations
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any], kind, params: Mapping[str, Any]) -> tuple[str, str] | None:
+        """(option, problem) for an option that does not apply to this lab, or None."""
+        return None
+
+    def __init__(self, ctx, options: Mapping[str, Any]):
+        self.ctx = ctx
+        self.given = dict(options)
+
+    # ------------------------------------------------------------ while the run goes on
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def running(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def failure(self) -> str | None:
+        """Why the workload stopped measuring before it was told to (its thread died, its
+        program exited), or None. A run with a failure is an ERROR."""
+        return None
+
+    @property
+    def window(self) -> tuple[float, float | None] | None:
+        """When it started and stopped (monotonic)."""
+        return None
+
+    @property
+    def endpoint(self) -> int | None:
+        """The host port it last connected to (a restart of that node is one it feels), or None."""
+        return None
+
+    def describe_start(self) -> str:
+        return f"{self.name} workload starts"
+
+    def describe_stop(self) -> str:
+        return f"{self.name} workload stopped"
+
+    # ------------------------------------------------------------ afterwards
+
+    def observe(self) -> Any:
+        """The history its metrics read (after recovery: reads back what it must)."""
+        raise NotImplementedError
+
+    def keys_acked_before_fault(self, history: Any) -> list[str]:
+        """Keys the servers acknowledged before the fault took effect (the kind counts how many
+        each node still holds); [] for a workload that writes no keys."""
+        return []
+
+    def client_events(self, history: Any) -> list[Event]:
+        """What the client saw around the fault, for the timeline."""
+        return []
+
+    def report_fields(self, history: Any) -> dict:
+        """Extra fields of the result: error_kinds, mislabelled, shards, timeline."""
+        return {}
