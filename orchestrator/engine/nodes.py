@@ -353,9 +353,9 @@ def classify(exc: BaseException, connecting: bool) -> tuple[str, str]:
         return FAIL, type(exc).__name__
     if isinstance(exc, CONNECTION_ERRORS):
         text = str(exc)
-        kind = _connection_kind(exc, text)
-        never_sent = connecting or "connecting" in text or kind in ("connection refused", "no master")
-        return (FAIL if never_sent else INFO), kind
+        label = _connection_kind(exc, text)
+        never_sent = connecting or "connecting" in text or label in ("connection refused", "no master")
+        return (FAIL if never_sent else INFO), label
     return INFO, f"unexpected {type(exc).__name__}"
 
 
@@ -363,10 +363,10 @@ def _connection_kind(exc: BaseException, text: str) -> str:
     named = {"MasterNotFoundError": "MasterNotFoundError", "NoMasterError": "no master"}.get(type(exc).__name__)
     if named:
         return named
-    for needle, kind in (("refused", "connection refused"), ("reset", "connection reset"),
-                         ("Timeout", "timeout"), ("timed out", "timeout"), ("closed", "connection closed")):
+    for needle, label in (("refused", "connection refused"), ("reset", "connection reset"),
+                          ("Timeout", "timeout"), ("timed out", "timeout"), ("closed", "connection closed")):
         if needle in text:
-            return kind
+            return label
     return type(exc).__name__
 
 

@@ -360,12 +360,12 @@ class _Parser:
         if len(starts) > 1:
             self.fail(f"{key}.steps[{starts[1].index}].probe", f"the probe is already started by steps[{starts[0].index}]: "
                                                                 f"start it once")
+        if stops and stops[0].index < starts[0].index:
+            self.fail(f"{key}.steps[{stops[0].index}].probe", "stops the probe before it is started")
         if len(stops) > 1:
             self.fail(f"{key}.steps[{stops[1].index}].probe", "the probe is already stopped: stop it once")
         if stops and len(stops[0].args) > 1:
             self.fail(f"{key}.steps[{stops[0].index}].probe", "options go with `probe: start`, not with stop")
-        if stops and stops[0].index < starts[0].index:
-            self.fail(f"{key}.steps[{stops[0].index}].probe", "stops the probe before it is started")
         spec = WORKLOADS[workload.name]
         start = starts[0]
         where = f"{key}.steps[{start.index}].probe"

@@ -12,8 +12,8 @@ from .durations import parse_duration, whole_seconds
 
 REQUIRED = object()
 
-# type name -> what the lab file must write (for messages)
-_KINDS = {
+# parameter type -> what the lab file must write (for messages)
+_TYPES = {
     "target": "a node name or a role, e.g. master",
     "duration": "a duration (2s, 500ms, 1m)",
     "seconds": "a whole number of seconds (5s)",
@@ -38,7 +38,7 @@ class Param:
     most: int | None = None          # counts and naturals: the largest allowed
 
     def __post_init__(self):
-        if self.type not in _KINDS:
+        if self.type not in _TYPES:
             raise ValueError(f"unknown parameter type {self.type!r}")
 
     @property
@@ -50,30 +50,30 @@ class Param:
 
     def check(self, value: Any) -> None:
         """Raise ValueError (TypeError for a wrong shape) unless `value` is of this type."""
-        kind = self.type
-        if kind == "any":
+        expected = self.type
+        if expected == "any":
             return
-        if kind in ("target", "word"):
+        if expected in ("target", "word"):
             if not isinstance(value, str) or not value.strip():
-                raise TypeError(f"{self.name} must be {_KINDS[kind]}, not {value!r}")
-        elif kind == "duration":
+                raise TypeError(f"{self.name} must be {_TYPES[expected]}, not {value!r}")
+        elif expected == "duration":
             parse_duration(value)
-        elif kind == "seconds":
+        elif expected == "seconds":
             whole_seconds(value)
-        elif kind in ("count", "natural"):
-            least = 1 if kind == "count" else 0
+        elif expected in ("count", "natural"):
+            least = 1 if expected == "count" else 0
             within = f"from {least} to {self.most}" if self.most is not None else f"of at least {least}"
             if (not isinstance(value, int) or isinstance(value, bool) or value < least
                     or (self.most is not None and value > self.most)):
                 raise ValueError(f"{self.name} must be a whole number {within}, not {value!r}")
-        elif kind == "bool":
+        elif expected == "bool":
             if not isinstance(value, bool):
                 raise ValueError(f"{self.name} must be true or false (not quoted), not {value!r}")
-        elif kind == "fraction":
+        elif expected == "fraction":
             if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
                     or not 0 < value < 1):
                 raise ValueError(f"{self.name} must be a number between 0 and 1, not {value!r}")
-        elif kind == "choice":
+        elif expected == "choice":
             if value not in self.choices:
                 raise ValueError(f"{self.name} must be one of {', '.join(map(str, self.choices))}, not {value!r}")
 

@@ -56,12 +56,22 @@ def lab_resources(label: str = LABEL_LAB) -> list[str]:
     return found
 
 
+# The labs these tests run (their resources carry `redis-ha-lab.lab=<name>`); other labelled
+# resources on the machine (another developer's lab) are none of their business.
+TEST_LABS = ("persistence", "replication", "sentinel", "cluster", "tiny", "broken", "messaging")
+
+
+def resources_of_tested_labs() -> set[str]:
+    return {r for lab in TEST_LABS for r in lab_resources(f"{LABEL_LAB}={lab}")}
+
+
 @pytest.fixture
 def no_leftovers(engine):
     """Assert that a test leaves no lab resources behind (and remove them if it did)."""
-    before = set(lab_resources())
+    before = resources_of_tested_labs()
     yield
-    left = set(lab_resources()) - before
-    if left:
-        engine.remove_labelled(LABEL_LAB)
+    left = resources_of_tested_labs() - before
+    for lab in TEST_LABS:
+        if left & set(lab_resources(f"{LABEL_LAB}={lab}")):
+            engine.remove_labelled(f"{LABEL_LAB}={lab}")
     assert not left, f"the test left lab resources behind: {sorted(left)}"

@@ -10,7 +10,7 @@ from orchestrator.cli import cli
 from orchestrator.spec import load_lab
 from orchestrator.suite import plan, run_plan
 
-from .conftest import PORT_BASE, lab_resources
+from .conftest import PORT_BASE, resources_of_tested_labs
 
 LAB = load_lab("cluster")
 SCENARIOS = list(LAB.scenarios)
@@ -19,15 +19,15 @@ SCENARIOS = list(LAB.scenarios)
 @pytest.fixture(scope="module")
 def results(settings):
     """Run the lab once (6 runs, 10-30 s each, two at a time); tests below read the results."""
-    before = set(lab_resources())
+    before = resources_of_tested_labs()
     done = run_plan(plan([LAB]), settings, jobs=2)
-    assert set(lab_resources()) == before, "runs left containers, networks or volumes behind"
+    assert resources_of_tested_labs() == before, "runs left containers, networks or volumes behind"
     return {r.scenario: r for r in done}
 
 
 def _deviations(result) -> str:
     failed = [f"{c.metric}={c.observed} expected {c.bound}" for c in result.checks if not c.passed]
-    return "; ".join(failed + ([result.error] if result.error else []))
+    return "; ".join(failed + ([result.error] if result.error else []) + [f"errors by kind: {result.error_kinds}"])
 
 
 def _server(result, text: str) -> list[float]:

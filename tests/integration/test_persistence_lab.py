@@ -8,7 +8,7 @@ import pytest
 from orchestrator.spec import load_lab
 from orchestrator.suite import plan, run_plan
 
-from .conftest import lab_resources
+from .conftest import resources_of_tested_labs
 
 LAB = load_lab("persistence")
 RUNS = [(scenario, mode) for _, scenario, mode in plan([LAB])]
@@ -19,9 +19,9 @@ AOF_MODES = ("aof-everysec", "aof-always", "rdb+aof")
 def results(settings):
     """Run the whole lab once (about 20 runs of ~4.5 s, two at a time as `lab verify` runs
     them); tests below read the results."""
-    before = set(lab_resources())
+    before = resources_of_tested_labs()
     done = run_plan(plan([LAB]), settings, jobs=2)
-    assert set(lab_resources()) == before, "runs left containers, networks or volumes behind"
+    assert resources_of_tested_labs() == before, "runs left containers, networks or volumes behind"
     return {(r.scenario, r.mode): r for r in done}
 
 

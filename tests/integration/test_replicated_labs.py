@@ -12,7 +12,7 @@ from orchestrator.cli import cli
 from orchestrator.spec import load_lab
 from orchestrator.suite import plan, run_plan
 
-from .conftest import PORT_BASE, lab_resources
+from .conftest import PORT_BASE, resources_of_tested_labs
 
 LABS = [load_lab("sentinel"), load_lab("replication")]
 RUNS = [(lab.name, scenario) for lab, scenario, _ in plan(LABS)]
@@ -21,20 +21,20 @@ RUNS = [(lab.name, scenario) for lab, scenario, _ in plan(LABS)]
 @pytest.fixture(scope="module")
 def results(settings):
     """Run both labs once (8 runs, 5-25 s each, two at a time); tests below read the results."""
-    before = set(lab_resources())
+    before = resources_of_tested_labs()
     done = run_plan(plan(LABS), settings, jobs=2)
-    assert set(lab_resources()) == before, "runs left containers, networks or volumes behind"
+    assert resources_of_tested_labs() == before, "runs left containers, networks or volumes behind"
     return {(r.lab, r.scenario): r for r in done}
 
 
 def _deviations(result) -> str:
     failed = [f"{c.metric}={c.observed} expected {c.bound}" for c in result.checks if not c.passed]
-    return "; ".join(failed + ([result.error] if result.error else []))
+    return "; ".join(failed + ([result.error] if result.error else []) + [f"errors by kind: {result.error_kinds}"])
 
 
-def _server(result, name: str) -> list[float]:
-    """Times of the Sentinel events called `name`."""
-    return [e.t for e in result.events if e.source == "server" and f": {name} " in e.what]
+def _server(result, name: str, about: str = "") -> list[float]:
+    """Times of the Sentinel events called `name` (whose text has `about`)."""
+    return [e.t for e in result.events if e.source == "server" and f": {name} " in e.what and about in e.what]
 
 
 def _tool(result, prefix: str) -> float:
@@ -62,7 +62,7 @@ def test_kill_master_promotes_a_replica_and_the_old_master_rejoins(results):
     assert result.metrics["failovers"] == 1
     # Sentinel's own sequence, after the kill: +sdown, +odown, a leader, the switch
     kill = _tool(result, "kill master")
-    sdown, odown = min(_server(result, "+sdown")), min(_server(result, "+odown"))
+    sdown, odown = min(_server(result, "+sdown", "master mymaster")), min(_server(result, "+odown"))
     leader, switch = min(_server(result, "+elected-leader")), min(_server(result, "+switch-master"))
     assert kill < sdown <= odown <= leader <= switch
     assert sdown - kill >= 2.0, "+sdown came before down-after-milliseconds (2000) had passed"

@@ -248,3 +248,55 @@ def test_image_which_without_an_image_exits_2(invoke, monkeypatch):
     result = invoke("image", "which")
     assert result.exit_code == 2
     assert _error_lines(result.output) == ["error: no Redis image; run `lab image build`"]
+
+
+# ------------------------------------------------------------------ lab down: only what it was asked to remove
+
+class _RecordingEngine:
+    """Records which labels `lab down` removes by."""
+
+    removed: list[tuple[str, ...]] = []
+
+    def remove_labelled(self, *labels):
+        _RecordingEngine.removed.append(labels)
+        return 3
+
+
+@pytest.fixture
+def recording_engine(monkeypatch, tmp_path):
+    _RecordingEngine.removed = []
+    monkeypatch.setattr(orchestrator.engine.docker, "Engine", _RecordingEngine)
+    state = tmp_path / "state" / "redis-ha-lab"     # XDG_STATE_HOME (conftest) / redis-ha-lab
+    for project in ("lab-sentinel", "lab-sentinel-ab12cd", "lab-sentinel-ef34gh", "lab-cluster"):
+        (state / project).mkdir(parents=True)
+    return state
+
+
+def test_down_removes_what_lab_up_made_and_nothing_else(invoke, recording_engine):
+    result = invoke("down", "sentinel")
+    assert result.exit_code == 0, result.output
+    assert _RecordingEngine.removed == [("redis-ha-lab.lab=sentinel", "redis-ha-lab.run=up")]
+    assert sorted(p.name for p in recording_engine.iterdir()) == ["lab-cluster", "lab-sentinel-ab12cd",
+                                                                 "lab-sentinel-ef34gh"]
+
+
+def test_down_one_kept_run(invoke, recording_engine):
+    result = invoke("down", "sentinel", "--run", "ab12cd")
+    assert result.exit_code == 0, result.output
+    assert _RecordingEngine.removed == [("redis-ha-lab.lab=sentinel", "redis-ha-lab.run=ab12cd")]
+    assert "lab-sentinel-ab12cd" not in [p.name for p in recording_engine.iterdir()]
+    assert "lab-sentinel" in [p.name for p in recording_engine.iterdir()]
+
+
+def test_down_every_run_of_a_lab_needs_the_flag(invoke, recording_engine):
+    result = invoke("down", "sentinel", "--runs")
+    assert result.exit_code == 0, result.output
+    assert _RecordingEngine.removed == [("redis-ha-lab.lab=sentinel",)]
+    assert sorted(p.name for p in recording_engine.iterdir()) == ["lab-cluster"]
+
+
+def test_down_all(invoke, recording_engine):
+    result = invoke("down", "--all")
+    assert result.exit_code == 0, result.output
+    assert _RecordingEngine.removed == [("redis-ha-lab.lab",)]
+    assert list(recording_engine.iterdir()) == []
