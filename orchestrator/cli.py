@@ -19,6 +19,7 @@ from . import report
 from .engine.topology import DEFAULT_PORT_BASE, HIGHEST_PORT, LABEL_LAB, LABEL_RUN, LOWEST_PORT, UP_RUN_ID, project_name
 from .errors import EXIT_EXPECTATION_FAILED, EXIT_OK, LabError, UsageError, exit_code_for
 from .image import LOCAL_IMAGE, OFFICIAL_IMAGE
+from .progress import Progress, colour_wanted, verdict_text
 from .spec import ACTIONS, KINDS, PERSISTENCE_MODES, lab_names, load_all_labs, load_lab, load_plugins
 from .spec.registry import ordered_metrics
 from .spec.paths import state_dir
@@ -343,7 +344,8 @@ def down(settings, lab, run_id, runs, everything):
 @click.option("--mode", type=click.Choice(PERSISTENCE_MODES), help=MODE_HELP)
 @click.option("--repeat", default=1, show_default=True, type=click.IntRange(1, 100), help="run it N times")
 @click.option("--json", "json_file", type=click.Path(path_type=Path),
-              help="write the result object (a list with --repeat) to FILE")
+              help="write the result object (a list with --repeat) to FILE (`-`: standard output, and the "
+                   "report to standard error)")
 @click.option("--keep", is_flag=True, help="leave the lab running afterwards (remove it with `lab down`)")
 @click.option("--explain", is_flag=True, help="say how each figure was measured")
 @click.pass_obj
@@ -355,7 +357,7 @@ def run(settings, lab, scenario, mode, repeat, json_file, keep, explain):
     Example:
       lab run persistence kill-restart --mode rdb
     """
-    from .scenario import run_scenario
+    from .scenario import new_run_id, run_scenario
 
     writable_file(json_file, "--json")
     lab = load_lab(lab)
@@ -366,26 +368,64 @@ def run(settings, lab, scenario, mode, repeat, json_file, keep, explain):
         raise UsageError("--keep keeps one lab running; it cannot go with --repeat")
     settings.check_ports([lab])
     run_settings = settings.run_settings(keep=keep)
-    click.echo(f"running {lab.name} / {scenario} [mode {mode or lab.default_mode(chosen)}] ...", err=True)
+    out = _Out(json_file)
+    label = f"{lab.name} {scenario} [{mode or lab.default_mode(chosen)}]"
+    progress = Progress(total=repeat)
     results = []
-    for _ in range(repeat):
-        if keep:
-            from .scenario import new_run_id
+    try:
+        for i in range(repeat):
             run_id = new_run_id()
-            settings.kept = f"lab down {lab.name} --run {run_id}"
-        else:
-            run_id = None
-        result = run_scenario(lab, scenario, mode, run_settings, engine=settings.engine, run_id=run_id)
-        click.echo(report.format_result(result, explain=explain))
-        click.echo()
-        results.append(result)
+            if keep:
+                settings.kept = f"lab down {lab.name} --run {run_id}"
+            result = run_scenario(lab, scenario, mode, run_settings, engine=settings.engine, run_id=run_id,
+                                  progress=lambda phase, acked, i=i: progress.phase(i, label, phase, acked))
+            progress.finished(i, result.duration_s)
+            progress.close()
+            out.echo(report.format_result(result, explain=explain, style=out.style) + "\n")
+            results.append(result)
+    finally:
+        progress.close()
     if repeat > 1:
-        click.echo(report.format_repeats(results))
+        out.echo(report.format_repeats(results))
     if json_file:
         report.write_json(json_file, results if repeat > 1 else results[0])
     if keep:
-        click.echo(f"the lab is still running: `lab status`; remove it with `{settings.kept}`")
+        out.echo(f"the lab is still running: `lab status`; remove it with `{settings.kept}`")
     _exit_for(results)
+
+
+class _Out:
+    """Where the human-readable report goes: standard output, or standard error when the JSON
+    result goes to standard output (`--json -`). Verdicts are coloured on a terminal."""
+
+    def __init__(self, json_file):
+        self.to_stderr = json_file is not None and str(json_file) == "-"
+        self.stream = sys.stderr if self.to_stderr else sys.stdout
+
+    def echo(self, text: str = "") -> None:
+        click.echo(text, err=self.to_stderr, color=colour_wanted(self.stream) or None)
+
+    def style(self, verdict: str) -> str:
+        return verdict_text(verdict, self.stream)
+
+
+def _suite(settings, runs, jobs: int, out: _Out) -> list:
+    """Run a plan with a live progress line; print each run's verdict as it ends."""
+    from .suite import run_plan
+
+    names = [f"{lab.name} {scenario} [{mode}]" for lab, scenario, mode in runs]
+    index_of = {(lab.name, scenario, mode): i for i, (lab, scenario, mode) in enumerate(runs)}
+    progress = Progress(total=len(runs))
+
+    def finished(result) -> None:
+        progress.finished(index_of[(result.lab, result.scenario, result.mode)], result.duration_s)
+        progress.echo(report.verify_line(result, style=out.style), err=out.to_stderr)
+
+    try:
+        return run_plan(runs, settings.run_settings(), jobs=jobs, on_result=finished,
+                        on_progress=lambda i, phase, acked: progress.phase(i, names[i], phase, acked))
+    finally:
+        progress.close()
 
 
 @cli.command()
@@ -418,16 +458,16 @@ def compare():
 def compare_persistence(settings, json_file, jobs):
     """Every persistence scenario in every mode (none, rdb, aof-no, aof-everysec, aof-always,
     rdb+aof): one table with the modes as rows. A run that could not measure shows ERROR."""
-    from .suite import plan, run_plan
+    from .suite import plan
 
     writable_file(json_file, "--json")
     lab = load_lab("persistence")
     settings.check_ports([lab], extra_slots=jobs - 1)
     order = {mode: i for i, mode in enumerate(PERSISTENCE_MODES)}
     runs = sorted(plan([lab]), key=lambda r: order[r[2]])
-    results = run_plan(runs, settings.run_settings(), jobs=jobs,
-                       on_result=lambda r: click.echo(report.verify_line(r), err=True))
-    click.echo(report.format_compare(results))
+    out = _Out(json_file)
+    results = _suite(settings, runs, jobs, out)
+    out.echo(report.format_compare(results))
     if json_file:
         report.write_json(json_file, results)
     _exit_for(results)
@@ -445,7 +485,7 @@ def verify(settings, labs, junit_file, json_file, jobs):
     """Run every scenario of the labs (default: all) in every mode it declares; exit 1 if
     any run FAILed (an expectation missed) or ERRORed (could not measure). For CI: every run
     ends in the table, the JSON (`status`) and the JUnit file (<failure>, <error>)."""
-    from .suite import plan, run_plan
+    from .suite import plan
     from .validate import validate_lab
 
     writable_file(junit_file, "--junit")
@@ -454,10 +494,10 @@ def verify(settings, labs, junit_file, json_file, jobs):
     for lab in loaded:
         validate_lab(lab)
     settings.check_ports(loaded, extra_slots=jobs - 1)
-    results = run_plan(plan(loaded), settings.run_settings(), jobs=jobs,
-                       on_result=lambda r: click.echo(report.verify_line(r)))
-    click.echo()
-    click.echo(report.format_verify(results))
+    out = _Out(json_file)
+    results = _suite(settings, plan(loaded), jobs, out)
+    out.echo()
+    out.echo(report.format_verify(results))
     if junit_file:
         junit_file.write_text(report.junit_xml(results))
     if json_file:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -32,7 +33,7 @@ def verdict(passed: bool) -> str:
     return "PASS" if passed else "FAIL"
 
 
-def format_result(result: Result, explain: bool = False) -> str:
+def format_result(result: Result, explain: bool = False, style=lambda verdict: verdict) -> str:
     lines = [f"{result.lab} / {result.scenario}  [mode {result.mode}, image {result.image}]",
              _wrap(result.summary), ""]
     if result.errored:
@@ -76,9 +77,9 @@ def format_result(result: Result, explain: bool = False) -> str:
         lines += ["", f"failed write attempts by kind: {kinds}"]
     lines += ["", "what this shows:", _wrap(result.explain), ""]
     if result.errored:
-        lines.append(f"ERROR: could not measure ({result.error}) after {result.duration_s:.1f} s")
+        lines.append(f"{style('ERROR')}: could not measure ({result.error}) after {result.duration_s:.1f} s")
     else:
-        lines.append(f"{result.verdict}: {sum(c.passed for c in result.checks)} of {len(result.checks)} expectations "
+        lines.append(f"{style(result.verdict)}: {sum(c.passed for c in result.checks)} of {len(result.checks)} expectations "
                      f"met in {result.duration_s:.1f} s"
                      + ("" if explain else "  (--explain says how each figure is measured)"))
     return "\n".join(lines)
@@ -179,10 +180,11 @@ def format_verify(results: list[Result]) -> str:
             f"{counts['error']} could not measure (ERROR) in {total_s:.1f} s of scenario time")
 
 
-def verify_line(r: Result) -> str:
+def verify_line(r: Result, style=lambda verdict: verdict) -> str:
+    """One line per run as it finishes; `style` may colour the verdict."""
     if r.errored:
-        return f"ERROR {r.lab} {r.scenario} [{r.mode}]  could not measure: {r.error} ({r.duration_s:.1f} s)"
-    line = (f"{r.verdict:<5} {r.lab} {r.scenario} [{r.mode}]  acked={_value(r.metrics.get('acked'))} "
+        return f"{style('ERROR')} {r.lab} {r.scenario} [{r.mode}]  could not measure: {r.error} ({r.duration_s:.1f} s)"
+    line = (f"{style(r.verdict)}{' ' * (5 - len(r.verdict))} {r.lab} {r.scenario} [{r.mode}]  acked={_value(r.metrics.get('acked'))} "
             f"lost={_value(r.metrics.get('lost'))} unavailable_s={_value(r.metrics.get('unavailable_s'))}")
     if r.metrics.get("failover_s") is not None:
         line += f" failover_s={_value(r.metrics['failover_s'])}"
@@ -191,8 +193,14 @@ def verify_line(r: Result) -> str:
 
 
 def write_json(path: Path, results: list[Result] | Result) -> None:
+    """The result object (or a list of them) as JSON; `-` writes to standard output."""
     data = results.as_dict() if isinstance(results, Result) else [r.as_dict() for r in results]
-    Path(path).write_text(json.dumps(data, indent=2) + "\n")
+    text = json.dumps(data, indent=2) + "\n"
+    if str(path) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        Path(path).write_text(text)
 
 
 def junit_xml(results: list[Result]) -> str:

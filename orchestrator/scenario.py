@@ -13,6 +13,7 @@ from __future__ import annotations
 import secrets
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from contextlib import contextmanager
@@ -36,13 +37,18 @@ from .measure.result import Result
 from .spec import ACTIONS, METRICS, RESTART, WORKLOADS, Applicability, Lab, Scenario
 from .spec.paths import state_dir
 
-Progress = Callable[[str], None]
+Progress = Callable[[str, "int | None"], None]    # (phase, writes acknowledged so far)
 
 
-def run_steps(ctx: RunContext, scenario: Scenario, progress: Progress = lambda phase: None) -> None:
+def _quiet(phase: str, acked: int | None = None) -> None:
+    pass
+
+
+def run_steps(ctx: RunContext, scenario: Scenario, progress: Progress = _quiet) -> None:
     for step in scenario.steps:
         spec = ACTIONS[step.action]
-        progress(f"step {step.index + 1}/{len(scenario.steps)}: {step.describe()}")
+        progress(f"step {step.index + 1}/{len(scenario.steps)}: {step.describe()}",
+                 ctx.workload.acked_so_far if ctx.workload is not None else None)
         invoked = ctx.clock()
         if step.action != "probe":   # the workload says itself when it starts and stops
             ctx.event(step.describe())
@@ -73,8 +79,7 @@ def _marks_the_workload(ctx: RunContext, mark: str, node: Node | None) -> bool:
 
 
 def run_scenario(lab: Lab, scenario_name: str, mode: str | None, settings: RunSettings,
-                 engine: Engine | None = None, run_id: str | None = None,
-                 progress: Progress = lambda phase: None) -> Result:
+                 engine: Engine | None = None, run_id: str | None = None, progress: Progress = _quiet) -> Result:
     """Run one scenario in one mode (default: the lab's own) and return its Result. `run_id`
     (default: a new one) labels everything the run makes; `progress` hears each phase."""
     scenario = lab.scenario(scenario_name)
@@ -94,7 +99,7 @@ def run_scenario(lab: Lab, scenario_name: str, mode: str | None, settings: RunSe
                 if run.ctx is not None:
                     run.ctx.close()
                 if not settings.keep:
-                    progress("teardown")
+                    progress("teardown", run.acked())
                     run.phases["teardown"] = teardown(handle.runtime)
     return run.result(mode, settings.image, time.monotonic() - started)
 
@@ -113,10 +118,15 @@ class _Run:
         self.timeline: list[Event] = []
         self.clock = ClockOffset()
 
+    def acked(self) -> int | None:
+        workload = self.ctx.workload if self.ctx is not None else None
+        return workload.acked_so_far if workload is not None else None
+
     def go(self, handle, started: float) -> None:
         """Up, steps, read-back; an error after the lab began to start becomes the run's error."""
+        ticker = _Ticker(self)
         try:
-            self.progress("up")
+            self.progress("up", None)
             bring_up(handle, self.kind)
             self.phases["up"] = time.monotonic() - started
             ctx = self.ctx = RunContext(self.topo, handle.runtime, self.kind, nodes=handle.nodes,
@@ -124,11 +134,13 @@ class _Run:
             self.kind.start_events(ctx)
             ctx.event(f"lab up: {', '.join(n.name for n in self.topo.nodes)} ready ({self.topo.mode})")
             try:
-                run_steps(ctx, self.scenario, self.progress)
+                ticker.start()
+                run_steps(ctx, self.scenario, ticker.say)
             finally:
+                ticker.stop()
                 ctx.heal_all()
             self.phases["steps"] = time.monotonic() - started - self.phases["up"]
-            self.progress("read-back")
+            self.progress("read-back", self.acked())
             self.measure(ctx)
             self.phases["read_back"] = time.monotonic() - started - self.phases["up"] - self.phases["steps"]
         except LabError as exc:
@@ -182,6 +194,34 @@ class _Run:
                                    for n in names},
                       error_kinds=self.fields.get("error_kinds", {}), mislabelled=self.fields.get("mislabelled", {}),
                       shards=self.fields.get("shards", []), timeline=self.fields.get("timeline", {}))
+
+
+class _Ticker:
+    """Passes each step on to the progress callback, and repeats the current one every
+    TICK_S with a fresh count of acknowledged writes, so a long `wait` still shows writes flowing."""
+
+    TICK_S = 0.5
+
+    def __init__(self, run: _Run):
+        self.run, self.phase = run, "steps"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._tick, name="progress", daemon=True)
+
+    def say(self, phase: str, acked: int | None) -> None:
+        self.phase = phase
+        self.run.progress(phase, acked)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.TICK_S):
+            self.run.progress(self.phase, self.run.acked())
 
 
 def error_result(lab: Lab, scenario: str, mode: str, image: str, error: str, duration_s: float = 0.0) -> Result:

@@ -37,7 +37,7 @@ from .spec import Lab, load_lab
 
 PORT_STRIDE = 20      # host ports per worker: a lab uses at most 8 from its base
 Run = tuple[Lab, str, str]
-OnProgress = Callable[[int, str], None]
+OnProgress = Callable[[int, str, "int | None"], None]    # (run index, phase, acknowledged so far)
 
 
 def plan(labs: Iterable[Lab]) -> list[Run]:
@@ -46,7 +46,7 @@ def plan(labs: Iterable[Lab]) -> list[Run]:
 
 
 def run_plan(runs: list[Run], settings: RunSettings, on_result: Callable[[Result], None] = lambda r: None,
-             jobs: int = 1, on_progress: OnProgress = lambda index, phase: None) -> list[Result]:
+             jobs: int = 1, on_progress: OnProgress = lambda index, phase, acked: None) -> list[Result]:
     """Run every (lab, scenario, mode); results in the order of `runs`. `on_result` is called as
     each finishes, `on_progress(index, phase)` as each enters a phase."""
     if jobs <= 1 or len(runs) <= 1:
@@ -54,14 +54,14 @@ def run_plan(runs: list[Run], settings: RunSettings, on_result: Callable[[Result
         results = []
         for index, (lab, scenario, mode) in enumerate(runs):
             results.append(run_guarded(lab, scenario, mode, settings, engine,
-                                       progress=lambda phase, i=index: on_progress(i, phase)))
+                                       progress=lambda phase, acked, i=index: on_progress(i, phase, acked)))
             on_result(results[-1])
         return results
     return _Parallel(runs, settings, on_result, on_progress, jobs).run()
 
 
 def run_guarded(lab: Lab, scenario: str, mode: str, settings: RunSettings, engine: Engine | None = None,
-                run_id: str | None = None, progress=lambda phase: None) -> Result:
+                run_id: str | None = None, progress=lambda phase, acked: None) -> Result:
     """run_scenario, with a problem that stops the run before it measures turned into an ERROR
     result (a port taken meanwhile, a Docker error): the suite goes on."""
     started = time.monotonic()
@@ -155,11 +155,11 @@ class _Parallel:
         seen = set()
         while True:
             try:
-                index, phase = self.phases.get_nowait()
+                index, phase, acked = self.phases.get_nowait()
             except queue.Empty:
                 return seen
             seen.add(index)
-            self.on_progress(index, phase)
+            self.on_progress(index, phase, acked)
 
 
 def _stop_workers(pool: ProcessPoolExecutor, pids, grace_s: float = 60.0) -> None:
@@ -220,11 +220,11 @@ def _run_in_worker(lab_path: str, scenario: str, mode: str, settings: RunSetting
                    index: int) -> Result | None:
     if _STOP.is_set():
         return None
-    _PHASES.put((index, "starting"))
+    _PHASES.put((index, "starting", None))
     mine = dataclasses.replace(settings, port_base=settings.port_base + _SLOT * PORT_STRIDE)
     try:
         return run_guarded(load_lab(lab_path), scenario, mode, mine, run_id=run_id,
-                           progress=lambda phase: _PHASES.put((index, phase)))
+                           progress=lambda phase, acked: _PHASES.put((index, phase, acked)))
     except BaseException:
         _STOP.set()          # an interruption (the lab is already removed): start nothing more
         raise

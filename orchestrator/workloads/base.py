@@ -59,6 +59,11 @@ class Workload:
         """The host port it last connected to (a restart of that node is one it feels), or None."""
         return None
 
+    @property
+    def acked_so_far(self) -> int | None:
+        """How many writes or messages the servers acknowledged so far (for the progress line)."""
+        return None
+
     def describe_start(self) -> str:
         return f"{self.name} workload starts"
 

@@ -116,6 +116,7 @@ class Probe:
         self.started_at: float | None = None
         self.stopped_at: float | None = None
         self.failure: str | None = None
+        self.acked = 0          # acknowledged so far (for the progress line)
 
     def value_for(self, seq: int) -> str:
         return f"{self._run_id}:{seq}"
@@ -172,6 +173,7 @@ class Probe:
             try:
                 outcome, error = writer.write(key_for(seq), self.value_for(seq))
                 record((seq, invoked, clock(), outcome, error))
+                self.acked += outcome == OK
                 continue
             except Exception as exc:  # noqa: BLE001 - every exception is an attempt
                 outcome, kind = self._classify(exc, False)
@@ -279,6 +281,10 @@ class Writes(Workload):
     @property
     def endpoint(self) -> int | None:
         return self.probe.connections[-1][1] if self.probe and self.probe.connections else None
+
+    @property
+    def acked_so_far(self) -> int | None:
+        return None if self.probe is None else self.probe.acked
 
     def describe_start(self) -> str:
         confirm = f", each write confirmed by WAIT {self.wait_replicas} {self.wait_timeout_ms}" if self.wait_replicas else ""
