@@ -161,6 +161,18 @@ class Kind:
         node = ctx.topo.data_nodes[0]
         return Writes(lambda: ctx.nodes.direct_writer(node, wait_replicas, wait_timeout_ms), f"to {node.name}")
 
+    def client_env(self, ctx) -> dict[str, str]:
+        """Where the lab is, for a client program of the user's own (environment variables,
+        documented in README): the kind, the data nodes' host addresses, the master's at this
+        moment, and the map from lab-network addresses (what servers announce) to host ports."""
+        master = self.resolve(ctx, MASTER)
+        return {
+            "LAB_KIND": self.name,
+            "LAB_NODES": ",".join(f"127.0.0.1:{n.host_port}" for n in ctx.topo.data_nodes),
+            "LAB_MASTER": f"127.0.0.1:{master.host_port}" if master is not None else "",
+            "LAB_ADDRESS_MAP": ",".join(f"{n.ip}:{n.port}=127.0.0.1:{n.host_port}" for n in ctx.topo.nodes if n.ip),
+        }
+
     def key_ranges(self, ctx) -> list[KeyRange]:
         """Parts of the key space that fail on their own (cluster shards) at the workload's start; []: one."""
         return []

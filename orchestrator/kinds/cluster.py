@@ -348,6 +348,10 @@ class Cluster(Kind):
         return Writes(lambda: ctx.nodes.ClusterWriter(ctx.nodes.cluster_client(ctx.topo, self.up(ctx))),
                       "through RedisCluster")
 
+    def client_env(self, ctx) -> dict[str, str]:
+        return {**super().client_env(ctx),
+                "LAB_CLUSTER_SEEDS": ",".join(f"127.0.0.1:{n.host_port}" for n in self.up(ctx))}
+
     def key_ranges(self, ctx) -> list[KeyRange]:
         """The shards of the slot map as the probe starts (and the redirect count then)."""
         facts: ClusterFacts = ctx.kind_facts

@@ -143,6 +143,11 @@ class Sentinel(Replication):
         sentinel = ctx.sentinel_client
         return Writes(lambda: ctx.nodes.sentinel_writer(sentinel, wait_replicas, wait_timeout_ms), "through Sentinel")
 
+    def client_env(self, ctx) -> dict[str, str]:
+        return {**super().client_env(ctx),
+                "LAB_SENTINELS": ",".join(f"127.0.0.1:{n.host_port}" for n in ctx.topo.sentinels),
+                "LAB_MASTER_NAME": MASTER_NAME}
+
     def start_events(self, ctx) -> None:
         ctx.watch = ChannelWatch(ctx.topo.sentinels, ctx.nodes, clock=ctx.clock)
         ctx.watch.start()

@@ -272,6 +272,7 @@ class _Parser:
         for step in steps:
             self.check_step(step, f"{key}.steps[{step.index}]", kind, topology, modes, applies)
         self.check_workload(workload, steps, key, kind, topology)
+        self.check_workload_steps(workload, steps, key)
         expect = self.bounds(raw.get("expect", {}), f"{key}.expect", applies)
         by_mode_raw = self.mapping(raw.get("expect_by_mode", {}), f"{key}.expect_by_mode")
         by_mode = {}
@@ -383,6 +384,23 @@ class _Parser:
                                      kind, topology.params)
         if problem:
             self.fail(_key(where, problem[0]), problem[1])
+
+    def check_workload_steps(self, workload: WorkloadSpec, steps, key: str) -> None:
+        """Steps that act on the workload (kill a consumer) need that workload, and must name
+        what it has."""
+        spec = WORKLOADS[workload.name]
+        defaults = {p.name: p.default for p in spec.options if not p.required}
+        for step in steps:
+            action = ACTIONS[step.action]
+            if action.workloads is None:
+                continue
+            where = f"{key}.steps[{step.index}].{step.action}"
+            if workload.name not in action.workloads:
+                self.fail(where, f"acts on the {' or '.join(action.workloads)} workload; this scenario runs "
+                                 f"{workload.name} (give it `workload:`)")
+            problem = spec.check_step(step.action, step.args, {**defaults, **workload.options})
+            if problem:
+                self.fail(_key(where, problem[0]), problem[1])
 
     def bounds(self, raw, key: str, applies: Applicability) -> dict[str, Bound]:
         raw = self.mapping(raw if raw is not None else {}, key)

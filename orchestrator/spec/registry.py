@@ -82,6 +82,7 @@ class Action:
     mark: str | None = None                      # FAULT or RESTART: a time the metrics use
     requires: frozenset[str] = frozenset()       # kind capabilities it needs
     modes: tuple[str, ...] | None = None         # persistence modes it applies to (None: all)
+    workloads: tuple[str, ...] | None = None     # workloads it acts on (None: any; e.g. killing a consumer)
     open_options: bool = False                   # passes further names on (the probe's workload options)
 
     def usage(self) -> str:
@@ -117,6 +118,10 @@ class WorkloadDecl(Protocol):
     def check_options(self, options: Mapping[str, Any], kind: KindDecl,
                       params: Mapping[str, Any]) -> tuple[str, str] | None:
         """(option, problem) for an option that does not apply to this lab, or None."""
+
+    def check_step(self, action: str, args: Mapping[str, Any], options: Mapping[str, Any]) -> tuple[str, str] | None:
+        """(argument, problem) for a step that acts on the workload (an action declaring
+        `workloads`) but names something it does not have (a consumer), or None."""
 
 
 WORKLOADS: dict[str, WorkloadDecl] = {}

@@ -5,5 +5,5 @@ import importlib
 import pkgutil
 
 for _module in pkgutil.iter_modules(__path__):
-    if _module.name != "base":
+    if _module.name != "base" and not _module.name.startswith("_"):    # _name: a draft, not yet a plug-in
         importlib.import_module(f"{__name__}.{_module.name}")

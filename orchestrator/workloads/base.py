@@ -27,6 +27,12 @@ class Workload:
         """(option, problem) for an option that does not apply to this lab, or None."""
         return None
 
+    @classmethod
+    def check_step(cls, action: str, args: Mapping[str, Any], options: Mapping[str, Any]) -> tuple[str, str] | None:
+        """(argument, problem) for a step acting on this workload that names something it does
+        not have, or None."""
+        return None
+
     def __init__(self, ctx, options: Mapping[str, Any]):
         self.ctx = ctx
         self.given = dict(options)
