@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping
 
 from ..engine.poll import wait_until
-from ..engine.topology import (MASTER, OLD_MASTER, Node, Setting, Topology, base_settings, labels_for, merge_settings,
-                               mode_keeps_data, project_name)
+from ..engine.topology import (MASTER, OLD_MASTER, Node, Setting, Topology, base_settings, lab_addresses, labels_for,
+                               merge_settings, mode_keeps_data, project_name)
 from ..errors import ScenarioAborted
 from ..events import Event, ServerEvent
 from ..spec import Lab, Param, Scenario
@@ -203,6 +203,25 @@ class Kind:
 
     def close(self, ctx) -> None:
         """Release what the kind opened for the run (clients)."""
+
+
+class Replicated(Kind):
+    """A kind whose nodes replicate each other over a lab network: they know each other by fixed
+    addresses, a scenario that partitions gives every node a network of its own to the host, and
+    `replicas` (a field of the kind) replicas follow each master."""
+
+    # lab-friendly: Redis 7's default waits 5 s for more replicas before a diskless full sync
+    SYNC_AT_ONCE = Setting("repl-diskless-sync-delay", "0", "lab-friendly: start a full sync at once (the 7.x "
+                                                           "default waits 5 s for more replicas to join)")
+
+    def replicas_per_master(self, params) -> int:
+        return params["replicas"]
+
+    def addresses(self, port_base, data_names, other_names):
+        return lab_addresses(port_base, data_names, other_names)
+
+    def edges(self, uses) -> bool:
+        return uses("partition")
 
 
 READ_BACK_READY_TIMEOUT_S = 30.0

@@ -14,14 +14,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..engine.poll import wait_until
-from ..engine.topology import MASTER, OLD_MASTER, REDIS_PORT, REPLICA, SPARE, Node, Setting, Topology, lab_addresses
+from ..engine.topology import MASTER, OLD_MASTER, REDIS_PORT, REPLICA, SPARE, Node, Setting, Topology
 from ..errors import ScenarioAborted
 from ..events import ServerEvent, log_events
 from ..measure.metrics import fact_metric
 from ..spec import Param
 from ..spec.registry import metric, register_kind
 from ..workloads.writes import range_gaps
-from .base import Kind, KeyRange, Writes
+from .base import KeyRange, Replicated, Writes
 from .replication import replication_roles
 
 SLOTS = 16384
@@ -231,7 +231,7 @@ def cluster_log_events(runtime, topo: Topology, names_by_id: dict[str, str], off
 
 # ------------------------------------------------------------------ the kind
 
-class Cluster(Kind):
+class Cluster(Replicated):
     name = "cluster"
     summary = "masters sharing the 16384 slots, each with replicas; the cluster fails over by itself"
     fields = (Param("masters", "count", default=3, most=5), Param("replicas", "count", default=1, most=5))
@@ -255,15 +255,6 @@ class Cluster(Kind):
         count = params["masters"] * (1 + params["replicas"])
         return [f"redis-{i + 1}" for i in range(count + (1 if uses("add_node") else 0))]
 
-    def replicas_per_master(self, params) -> int:
-        return params["replicas"]
-
-    def addresses(self, port_base, data_names, other_names):
-        return lab_addresses(port_base, data_names, other_names)
-
-    def edges(self, uses) -> bool:
-        return uses("partition")
-
     def role_at_start(self, params, index, name, uses) -> str:
         if index >= params["masters"] * (1 + params["replicas"]):
             return SPARE
@@ -271,8 +262,7 @@ class Cluster(Kind):
 
     def data_settings(self, params, name, role, names, ips) -> list[Setting]:
         return [
-            Setting("repl-diskless-sync-delay", "0", "lab-friendly: start a full sync at once (the 7.x default "
-                                                     "waits 5 s for more replicas to join)"),
+            self.SYNC_AT_ONCE,
             Setting("cluster-enabled", "yes"),
             Setting("cluster-config-file", "nodes.conf", "the node's view of the cluster, kept in the data directory"),
             Setting("cluster-announce-ip", ips[name], "the address other nodes and clients are told"),

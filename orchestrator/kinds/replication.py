@@ -7,12 +7,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..engine.topology import MASTER, OLD_MASTER, REDIS_PORT, REPLICA, Node, Setting, Topology, lab_addresses
+from ..engine.topology import MASTER, OLD_MASTER, REDIS_PORT, REPLICA, Node, Setting, Topology
 from ..events import Event
 from ..measure.metrics import fact_metric
 from ..spec import Param
 from ..spec.registry import register_kind
-from .base import Kind, Writes
+from .base import Replicated, Writes
 
 READ_BATCH = 1000
 
@@ -50,7 +50,7 @@ def replication_roles(ctx) -> dict[str, str]:
     return roles
 
 
-class Replication(Kind):
+class Replication(Replicated):
     name = "replication"
     summary = "a master and its replicas (REPLICAOF); failover is by hand"
     fields = (Param("replicas", "count", default=2, most=5),)
@@ -67,21 +67,11 @@ class Replication(Kind):
     def data_names(self, params, uses) -> list[str]:
         return [f"redis-{i + 1}" for i in range(1 + params["replicas"])]
 
-    def replicas_per_master(self, params) -> int:
-        return params["replicas"]
-
-    def addresses(self, port_base, data_names, other_names):
-        return lab_addresses(port_base, data_names, other_names)
-
-    def edges(self, uses) -> bool:
-        return uses("partition")
-
     def role_at_start(self, params, index, name, uses) -> str:
         return MASTER if index == 0 else REPLICA
 
     def data_settings(self, params, name, role, names, ips) -> list[Setting]:
-        settings = [Setting("repl-diskless-sync-delay", "0", "lab-friendly: start a full sync at once (the 7.x "
-                                                             "default waits 5 s for more replicas to join)")]
+        settings = [self.SYNC_AT_ONCE]
         if role == REPLICA:
             settings.append(Setting("replicaof", f"{ips[names[0]]} {REDIS_PORT}", f"replicate the master at start "
                                                                                  f"({names[0]})"))

@@ -170,3 +170,24 @@ def test_verify_exits_1_on_a_deviation(image, tmp_path, no_leftovers):
     assert "FAIL" in result.output
     failure = Path(junit).read_text()
     assert "<failure" in failure and "lost = 0, expected &gt;= 1" in failure
+
+
+def test_ctrl_c_with_keep_says_the_lab_was_kept_and_lab_down_removes_it(image, no_leftovers):
+    argv = [sys.executable, "-m", "orchestrator.cli", "--image", image, "--port-base", str(PORT_BASE + 55),
+            "run", "persistence", "kill-restart", "--mode", "aof-everysec", "--keep"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 30
+    while not lab_resources(f"{LABEL_LAB}=persistence"):
+        assert time.monotonic() < deadline and proc.poll() is None, "the lab never started"
+        time.sleep(0.05)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, output
+    assert "the lab was kept as asked (--keep)" in output and "removed" not in output.split("interrupted:")[1]
+    assert lab_resources(f"{LABEL_LAB}=persistence"), "the kept lab is gone"
+    command = output.split("remove it with `")[1].split("`")[0]          # lab down persistence --run <id>
+    assert command.startswith("lab down persistence --run ")
+    down = lab(["--port-base", str(PORT_BASE + 55), *command.split()[1:]], image)
+    assert down.exit_code == 0, down.output
+    assert lab_resources(f"{LABEL_LAB}=persistence") == []
