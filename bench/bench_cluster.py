@@ -32,17 +32,20 @@ from pathlib import Path
 
 import redis
 
-from orchestrator.clients import is_ready, wait_until
-from orchestrator.cluster import create_cluster, members, not_yet_formed
+from orchestrator.engine import nodes as redis_nodes
+from orchestrator.engine.nodes import is_ready
+from orchestrator.engine.poll import wait_until
 from orchestrator.errors import EXIT_INTERRUPTED, LabError
 from orchestrator.image import resolve_image
-from orchestrator.labs import load_lab
-from orchestrator.lifecycle import (check_port_free, preflight, prepare, shielded_from_interrupts,
+from orchestrator.kinds import derive_topology, kind_of
+from orchestrator.kinds.cluster import members, not_yet_formed
+from orchestrator.spec import load_lab
+from orchestrator.engine.lifecycle import (check_port_free, preflight, prepare, shielded_from_interrupts,
                                     sigterm_as_interrupt, teardown)
-from orchestrator.paths import state_dir
-from orchestrator.render import render_project
-from orchestrator.runtime import Engine
-from orchestrator.topology import REDIS_PORT, derive_topology, project_name
+from orchestrator.engine.docker import Engine
+from orchestrator.engine.render import render_project
+from orchestrator.engine.topology import REDIS_PORT, project_name
+from orchestrator.spec.paths import state_dir
 
 LAB = [str(Path(sys.executable).with_name("lab"))]   # the venv's console script, as a user runs it
 MODE = "aof-everysec"
@@ -179,7 +182,8 @@ def bench_raw(image: str, port_base: int) -> dict[str, float]:
             sh(["docker", "exec", nodes[0].container, "redis-cli", "--cluster", "create",
                 *[f"{n.ip}:{REDIS_PORT}" for n in nodes], "--cluster-replicas", "1", "--cluster-yes"])
             t3 = time.monotonic()
-            wait_for(lambda: not_yet_formed(topo) is None, lambda: f"not formed: {not_yet_formed(topo)}", 0.01)
+            wait_for(lambda: not_yet_formed(redis_nodes, topo, nodes) is None,
+                     lambda: f"not formed: {not_yet_formed(redis_nodes, topo, nodes)}", 0.01)
             t4 = time.monotonic()
         finally:
             teardown_s = clean_up(topo.project, lambda: detached([*compose, "down", "-v", "-t", "0"]))
@@ -195,8 +199,10 @@ def bench_inproc(port_base: int) -> dict[str, float]:
     topo = derive_topology(load_lab("cluster"), MODE, run_id="benchlib", image=image, port_base=port_base)
     preflight(topo, engine)
     t1 = time.monotonic()
+    kind = kind_of(load_lab("cluster"))
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
-        runtime = prepare(topo, Path(tmp))
+        handle = prepare(topo, Path(tmp))
+        runtime = handle.runtime
         t2 = time.monotonic()
         try:
             runtime.up()
@@ -204,9 +210,9 @@ def bench_inproc(port_base: int) -> dict[str, float]:
             for node in topo.nodes:
                 wait_for(lambda: is_ready(node), f"{node.name} ready", 0.05)
             t4 = time.monotonic()
-            create_cluster(runtime, topo)
+            kind.form(handle)
             t5 = time.monotonic()
-            wait_for(lambda: not_yet_formed(topo) is None, lambda: f"not formed: {not_yet_formed(topo)}", 0.05)
+            wait_for(lambda: kind.not_settled(handle) is None, lambda: f"not formed: {kind.not_settled(handle)}", 0.05)
             t6 = time.monotonic()
         finally:
             # the tool's teardown removes by its run label (benchlib); its docker commands share our
@@ -230,7 +236,7 @@ ROWS = (  # (measurement, key, label)
     ("c", "render", "    render (prepare)"),
     ("c", "up", "    runtime.up (compose up)"),
     ("c", "ready", "    nodes ready (50 ms polls)"),
-    ("c", "create", "    create_cluster"),
+    ("c", "create", "    kind.form (redis-cli --cluster create)"),
     ("c", "formed", "    until formed (50 ms polls)"),
     ("c", "join", "    create + formed"),
     ("a", "teardown", "teardown (a) rm -f/network rm/volume rm"),

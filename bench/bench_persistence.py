@@ -24,10 +24,11 @@ from pathlib import Path
 
 import redis
 
-from orchestrator.clients import probe_connection, wait_until
-from orchestrator.labs import load_lab
-from orchestrator.probe import OK, Probe
-from orchestrator.topology import derive_topology
+from orchestrator.engine.nodes import classify, direct_writer
+from orchestrator.engine.poll import wait_until
+from orchestrator.kinds import derive_topology
+from orchestrator.spec import load_lab
+from orchestrator.workloads.writes import OK, Probe
 
 LAB = [sys.executable, "-m", "orchestrator.cli"]
 
@@ -74,7 +75,7 @@ def bench_up(lab_args, port: int, rounds: int) -> tuple[list[float], list[float]
 
 def probe_rate(port: int, seconds: float) -> float:
     node = derive_topology(load_lab("persistence"), "aof-everysec", "bench", "x", port_base=port).nodes[0]
-    probe = Probe(lambda: probe_connection(node), run_id="bench")
+    probe = Probe(lambda: direct_writer(node), classify, run_id="bench")
     probe.start()
     time.sleep(seconds)
     probe.stop()
