@@ -102,13 +102,17 @@ def _port_base(ctx, param, value: int) -> int:
     return value
 
 
-def writable_file(path: Path | None, option: str) -> Path | None:
-    """Refuse, before anything runs, an output file that cannot be written."""
+def writable_file(path: Path | None, option: str, make_parent: bool = False) -> Path | None:
+    """Refuse, before anything runs, an output file that cannot be written (with `make_parent`,
+    a missing directory is fine if it can be made)."""
     if path is None or str(path) == "-":
         return path
     if path.is_dir():
         raise UsageError(f"{option} {path}: is a directory", f"give a file name, e.g. {path / 'result.json'}")
     parent = path.parent if str(path.parent) else Path(".")
+    if make_parent:
+        writable_dir(parent, option)
+        return path
     if not parent.is_dir():
         raise UsageError(f"{option} {path}: the directory {parent} does not exist", f"create it first (mkdir -p {parent})")
     if not os.access(parent, os.W_OK):
@@ -346,10 +350,13 @@ def down(settings, lab, run_id, runs, everything):
 @click.option("--json", "json_file", type=click.Path(path_type=Path),
               help="write the result object (a list with --repeat) to FILE (`-`: standard output, and the "
                    "report to standard error)")
+@click.option("--html", "html_path", type=click.Path(path_type=Path),
+              help="draw the run as an HTML page at FILE (with --repeat: a directory with an index and a page "
+                   "per run); plotly.js is written beside it, so keep the folder together")
 @click.option("--keep", is_flag=True, help="leave the lab running afterwards (remove it with `lab down`)")
 @click.option("--explain", is_flag=True, help="say how each figure was measured")
 @click.pass_obj
-def run(settings, lab, scenario, mode, repeat, json_file, keep, explain):
+def run(settings, lab, scenario, mode, repeat, json_file, keep, explain, html_path=None):
     """Run one scenario: start the lab, write with the probe, inject the fault, recover,
     read every key back, and check the expectation.
 
@@ -360,6 +367,8 @@ def run(settings, lab, scenario, mode, repeat, json_file, keep, explain):
     from .scenario import new_run_id, run_scenario
 
     writable_file(json_file, "--json")
+    if html_path is not None:
+        writable_dir(html_path, "--html") if repeat > 1 else writable_file(html_path, "--html", make_parent=True)
     lab = load_lab(lab)
     chosen = lab.scenario(scenario)
     if mode:
@@ -389,9 +398,23 @@ def run(settings, lab, scenario, mode, repeat, json_file, keep, explain):
         out.echo(report.format_repeats(results))
     if json_file:
         report.write_json(json_file, results if repeat > 1 else results[0])
+    if html_path is not None:
+        out.echo(_write_html([r.as_dict() for r in results], html_path, single=repeat == 1))
     if keep:
         out.echo(f"the lab is still running: `lab status`; remove it with `{settings.kept}`")
     _exit_for(results)
+
+
+def _write_html(results: list[dict], path: Path, single: bool) -> str:
+    """Write the HTML report (one page, or an index and a page per run); say where."""
+    from . import htmlreport
+
+    if single:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written = htmlreport.write_run_page(results[0], path)
+        return f"wrote {written} (open it in a browser; plotly.js is beside it)"
+    written = htmlreport.write_report(results, path)
+    return f"wrote {written} and {len(results)} run pages (open the index in a browser)"
 
 
 class _Out:
@@ -430,10 +453,11 @@ def _suite(settings, runs, jobs: int, out: _Out) -> list:
 
 @cli.command()
 @click.option("--json", "json_file", type=click.Path(path_type=Path), help="write the result object to FILE")
+@click.option("--html", "html_path", type=click.Path(path_type=Path), help="draw the run as an HTML page at FILE")
 @click.option("--keep", is_flag=True, help="leave the lab running afterwards (remove it with `lab down`)")
 @click.option("--explain", is_flag=True, help="say how each figure was measured")
 @click.pass_context
-def failover(ctx, json_file, keep, explain):
+def failover(ctx, json_file, html_path, keep, explain):
     """Watch a Sentinel failover: the same as `lab run sentinel kill-master`.
 
     One master, two replicas and three Sentinels; a probe writes through redis-py's
@@ -442,7 +466,7 @@ def failover(ctx, json_file, keep, explain):
     own events), what was lost, and both timelines side by side.
     """
     ctx.invoke(run, lab="sentinel", scenario="kill-master", mode=None, repeat=1, json_file=json_file,
-               keep=keep, explain=explain)
+               keep=keep, explain=explain, html_path=html_path)
 
 
 @cli.group()
@@ -452,15 +476,19 @@ def compare():
 
 @compare.command("persistence")
 @click.option("--json", "json_file", type=click.Path(path_type=Path), help="write the results to FILE")
+@click.option("--html", "html_dir", type=click.Path(path_type=Path),
+              help="write an HTML report to DIR: index.html (the scenario x mode matrix) and a page per run")
 @click.option("--jobs", "-j", default=2, show_default=True, type=click.IntRange(1, 8),
               help="runs at once, each on its own ports (--port-base + 20 per job)")
 @click.pass_obj
-def compare_persistence(settings, json_file, jobs):
+def compare_persistence(settings, json_file, html_dir, jobs):
     """Every persistence scenario in every mode (none, rdb, aof-no, aof-everysec, aof-always,
     rdb+aof): one table with the modes as rows. A run that could not measure shows ERROR."""
     from .suite import plan
 
     writable_file(json_file, "--json")
+    if html_dir is not None:
+        writable_dir(html_dir, "--html")
     lab = load_lab("persistence")
     settings.check_ports([lab], extra_slots=jobs - 1)
     order = {mode: i for i, mode in enumerate(PERSISTENCE_MODES)}
@@ -470,6 +498,8 @@ def compare_persistence(settings, json_file, jobs):
     out.echo(report.format_compare(results))
     if json_file:
         report.write_json(json_file, results)
+    if html_dir is not None:
+        out.echo(_write_html([r.as_dict() for r in results], html_dir, single=False))
     _exit_for(results)
 
 
@@ -477,11 +507,13 @@ def compare_persistence(settings, json_file, jobs):
 @click.argument("labs", nargs=-1, metavar="[LAB|PATH]...")
 @click.option("--junit", "junit_file", type=click.Path(path_type=Path), help="write JUnit XML to FILE")
 @click.option("--json", "json_file", type=click.Path(path_type=Path), help="write the results to FILE")
+@click.option("--html", "html_dir", type=click.Path(path_type=Path),
+              help="write an HTML report to DIR: index.html (every run, coloured by verdict) and a page per run")
 @click.option("--jobs", "-j", default=2, show_default=True, type=click.IntRange(1, 8),
               help="labs run at once, each on its own ports (--port-base + 20 per job); 1 measures every "
                    "run on an otherwise idle machine")
 @click.pass_obj
-def verify(settings, labs, junit_file, json_file, jobs):
+def verify(settings, labs, junit_file, json_file, html_dir, jobs):
     """Run every scenario of the labs (default: all) in every mode it declares; exit 1 if
     any run FAILed (an expectation missed) or ERRORed (could not measure). For CI: every run
     ends in the table, the JSON (`status`) and the JUnit file (<failure>, <error>)."""
@@ -490,6 +522,8 @@ def verify(settings, labs, junit_file, json_file, jobs):
 
     writable_file(junit_file, "--junit")
     writable_file(json_file, "--json")
+    if html_dir is not None:
+        writable_dir(html_dir, "--html")
     loaded = [load_lab(name) for name in (labs or lab_names())]
     for lab in loaded:
         validate_lab(lab)
@@ -502,7 +536,31 @@ def verify(settings, labs, junit_file, json_file, jobs):
         junit_file.write_text(report.junit_xml(results))
     if json_file:
         report.write_json(json_file, results)
+    if html_dir is not None:
+        out.echo(_write_html([r.as_dict() for r in results], html_dir, single=False))
     _exit_for(results)
+
+
+@cli.command("report")
+@click.argument("result_file", metavar="RESULT.json", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--html", "html_path", type=click.Path(path_type=Path), required=True,
+              help="FILE for one result (lab run --json), DIR for a list (lab verify/compare --json)")
+def report_command(result_file, html_path):
+    """Draw the HTML pages again from a saved `--json` result: one run page, or an index and a
+    page per run. Needs no Docker."""
+    import json
+
+    try:
+        data = json.loads(result_file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{result_file} is not a JSON result of lab ({exc})",
+                         "give a file written by `lab run --json`, `lab verify --json` or `lab compare --json`") from None
+    single = isinstance(data, dict)
+    if not single and not (isinstance(data, list) and all(isinstance(r, dict) for r in data)):
+        raise UsageError(f"{result_file} holds neither a result object nor a list of them",
+                         "give a file written by `lab run --json` or `lab verify --json`")
+    writable_file(html_path, "--html", make_parent=True) if single else writable_dir(html_path, "--html")
+    click.echo(_write_html([data] if single else data, html_path, single=single))
 
 
 def _exit_for(results) -> None:

@@ -6,6 +6,8 @@ client or connect to Redis; the few commands that need an image or an engine get
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -300,3 +302,45 @@ def test_down_all(invoke, recording_engine):
     assert result.exit_code == 0, result.output
     assert _RecordingEngine.removed == [("redis-ha-lab.lab",)]
     assert list(recording_engine.iterdir()) == []
+
+
+# ------------------------------------------------------------------ lab report: HTML from a saved result
+
+RUN_RESULT = Path(__file__).parent.parent / "htmlreport_fixtures" / "run-sentinel-kill-master.json"
+
+
+def test_report_draws_a_saved_run_result(invoke, tmp_path):
+    """A result exactly as `lab failover --json` wrote it draws again as a page with a marker for
+    every step and server event, and plotly.js beside it."""
+    import json
+
+    page = tmp_path / "pages" / "failover.html"
+    result = invoke("report", str(RUN_RESULT), "--html", str(page))
+    assert result.exit_code == 0, result.output
+    html = page.read_text()
+    saved = json.loads(RUN_RESULT.read_text())
+    assert saved["timeline"]["series"][0]["counts"]["ok"], "the saved result carries the bucketed history"
+    for event in saved["events"]:
+        if event["source"] in ("tool", "server") and "+switch-master" in event["what"]:
+            assert "+switch-master" in html
+    assert list(page.parent.glob("plotly-*.min.js")), "plotly.js is written beside the page"
+    assert "https://" not in html and "http://" not in html.replace("http://www.w3.org", "")
+
+
+def test_report_draws_a_saved_list_as_an_index(invoke, tmp_path):
+    import json
+
+    listed = tmp_path / "verify.json"
+    listed.write_text(json.dumps([json.loads(RUN_RESULT.read_text())]))
+    result = invoke("report", str(listed), "--html", str(tmp_path / "site"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "site" / "index.html").is_file()
+    assert len(list((tmp_path / "site").glob("*.html"))) == 2
+
+
+def test_report_of_a_file_that_is_not_a_result(invoke, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    result = invoke("report", str(bad), "--html", str(tmp_path / "x.html"))
+    assert result.exit_code == 2
+    assert "is not a JSON result of lab" in result.output
