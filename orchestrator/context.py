@@ -19,7 +19,7 @@ class RunContext:
     """One run of one scenario, as the steps see it."""
 
     def __init__(self, topo: Topology, runtime, kind, nodes=None, clock: Callable[[], float] = time.monotonic,
-                 workload: WorkloadSpec | None = None):
+                 workload: WorkloadSpec | None = None, mounts: dict | None = None):
         self.topo = topo
         self.runtime = runtime
         self.kind = kind
@@ -38,6 +38,8 @@ class RunContext:
         self.heals: dict[str, Callable[[], None]] = {}   # undo of faults still in effect, by node
         self.down: set[str] = set()     # data nodes the scenario killed or stopped and has not started
         self.watch = None               # the kind's server-event source, while it runs
+        self.mounts = mounts or {}      # power-loss filesystems by node name (engine/unsynced)
+        self.fsyncs_at_start: tuple[float, int] | None = None   # (time, fsync calls) as the workload started
 
     def event(self, what: str, source: str = "tool", at: float | None = None) -> None:
         self.events.append(Event(t=(self.clock() if at is None else at) - self.t0, what=what, source=source))
@@ -79,8 +81,14 @@ class RunContext:
             raise ScenarioAborted("the probe was already started")
         workload_class = WORKLOADS[self.workload_spec.name]
         self.workload = workload_class(self, {**self.workload_spec.options, **options})
+        if self.mounts:
+            self.fsyncs_at_start = (self.clock(), self.fsync_calls())
         self.workload.start()
         self.event(self.workload.describe_start())
+
+    def fsync_calls(self) -> int:
+        """fsync and fdatasync calls the power-loss filesystems have seen so far, all nodes together."""
+        return sum(mount.stats()["fsync_calls"] for mount in self.mounts.values())
 
     def stop_workload(self) -> None:
         if self.workload is not None and self.workload.running:

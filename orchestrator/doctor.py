@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from .errors import LabError
 from .engine.docker import Engine
 from .engine.lifecycle import check_port_free
+from .engine.unsynced import fuse_available
 from .image import LOCAL_IMAGE, OFFICIAL_IMAGE, resolve_image
 
 PORTS_CHECKED = 10
@@ -52,6 +53,10 @@ def examine(port_base: int, requested_image: str | None) -> list[Finding]:
                             f"in use: {', '.join(map(str, busy))}; `lab status` / `lab down --all`, or --port-base"))
     running = engine.lab_containers()
     findings.append(Finding("lab containers", True, f"{len(running)} running or stopped" + (" (`lab status`)" if running else "")))
+    fuse_ok, fuse_reason = fuse_available()
+    findings.append(Finding("FUSE (power-loss scenarios)", True,
+                            "ok: /dev/fuse, fusermount3, libfuse3 and mfusepy" if fuse_ok else
+                            f"missing, power-loss scenarios will be skipped: {fuse_reason}"))
     server = shutil.which("redis-server")
     findings.append(Finding("redis-server (for `lab image build`)", True,
                             server or f"not installed; only needed when {OFFICIAL_IMAGE} cannot be pulled "

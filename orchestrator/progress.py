@@ -19,7 +19,7 @@ from typing import Callable, TextIO
 import click
 
 REFRESH_S = 0.25
-VERDICT_COLOURS = {"PASS": "green", "FAIL": "red", "ERROR": "yellow"}
+VERDICT_COLOURS = {"PASS": "green", "FAIL": "red", "ERROR": "yellow", "SKIP": "cyan"}
 
 
 def colour_wanted(stream: TextIO) -> bool:

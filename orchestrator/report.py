@@ -38,6 +38,8 @@ def format_result(result: Result, explain: bool = False, style=lambda verdict: v
              _wrap(result.summary), ""]
     if result.errored:
         lines += [_wrap(f"ERROR: the run could not measure: {result.error}", indent=""), ""]
+    if result.skipped:
+        lines += [_wrap(f"SKIP: not run on this machine: {result.error}", indent=""), ""]
     rows = [(name, _value(value), METRICS[name].unit, METRICS[name].method if explain else METRICS[name].short)
             for name, value in result.metrics.items() if value is not None]
     if rows:
@@ -76,7 +78,9 @@ def format_result(result: Result, explain: bool = False, style=lambda verdict: v
         kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(result.error_kinds.items(), key=lambda kv: -kv[1]))
         lines += ["", f"failed write attempts by kind: {kinds}"]
     lines += ["", "what this shows:", _wrap(result.explain), ""]
-    if result.errored:
+    if result.skipped:
+        lines.append(f"{style('SKIP')}: not run ({result.error})")
+    elif result.errored:
         lines.append(f"{style('ERROR')}: could not measure ({result.error}) after {result.duration_s:.1f} s")
     else:
         lines.append(f"{style(result.verdict)}: {sum(c.passed for c in result.checks)} of {len(result.checks)} expectations "
@@ -121,36 +125,47 @@ def format_repeats(results: list[Result]) -> str:
             + tabulate(rows, headers=["metric", "min", "median", "max", "runs"], tablefmt="simple"))
 
 
+COMPARE_EXTRAS = (("writes_per_s", "kill-restart"), ("load_s", "kill-restart"), ("server_load_s", "kill-restart"),
+                  ("dataset_keys", "kill-restart"), ("fsyncs_per_s", "power-loss"))
+
+
 def format_compare(results: list[Result]) -> str:
-    """One table, modes as rows: what each scenario lost per mode, write rate and recovery times."""
+    """One table, modes as rows: what each scenario lost per mode, write rate, recovery times,
+    and how often the mode made the filesystem fsync."""
     scenarios = list(dict.fromkeys(r.scenario for r in results))
     modes = list(dict.fromkeys(r.mode for r in results))
     by_key = {(r.mode, r.scenario): r for r in results}
-    extra = ("writes_per_s", "load_s", "server_load_s", "dataset_keys")
-    headers = ["mode"] + scenarios + [f"{m}\n(kill-restart)" for m in extra]
+    extras = [(m, s) for m, s in COMPARE_EXTRAS if s in scenarios]
+    headers = ["mode"] + scenarios + [f"{m}\n({s})" for m, s in extras]
     rows = []
     for mode in modes:
         row = [mode] + [_loss_cell(by_key[(mode, s)]) if (mode, s) in by_key else "n/a" for s in scenarios]
-        kill = by_key.get((mode, "kill-restart"))
-        row += [_value(kill.metrics.get(m)) if kill else "-" for m in extra]
+        row += [_value(by_key[(mode, s)].metrics.get(m)) if (mode, s) in by_key else "-" for m, s in extras]
         rows.append(row)
     legend = [
-        "Each scenario cell: lost / acked before the fault (lost_before_fault_pct). lost = acknowledged",
-        "  writes (probe SET probe:<n>) missing when every one is read back with MGET after recovery;",
-        "  FAIL marks a run whose expectation (labs/persistence.yaml) was not met.",
+        "Each scenario cell: lost / acked before the fault (lost_before_fault_pct), and over how many seconds the",
+        "  lost writes had been acknowledged (lost_window_s). lost = acknowledged writes (probe SET probe:<n>)",
+        "  missing when every one is read back with MGET after recovery; FAIL marks a run whose expectation",
+        "  (labs/persistence.yaml) was not met, ERROR a run that could not measure, SKIP one this machine cannot do.",
+        "power-loss: the data directory forgets what was not fsynced (a FUSE filesystem modelling a disk and Linux's",
+        "  writeback); the other scenarios are process faults, which the kernel's page cache survives.",
         "writes_per_s: the probe's acknowledged writes per second before the fault (one connection).",
         "load_s: restart step to the probe's first acknowledged write: container start, load, Docker's port proxy.",
         "server_load_s: the load time in Redis' own log; dataset_keys: INFO keyspace just before the kill.",
+        "fsyncs_per_s: fsync/fdatasync calls per second the filesystem saw under the probe's load (power-loss).",
         "n/a: the scenario does not apply to the mode (no AOF to truncate).",
     ]
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True) + "\n\n" + "\n".join(legend)
 
 
 def _loss_cell(r: Result) -> str:
-    if r.errored:
-        return "ERROR"
+    if r.errored or r.skipped:
+        return r.verdict
     pct = r.metrics.get("lost_before_fault_pct")
     cell = f"{_value(r.metrics.get('lost'))}/{_value(r.metrics.get('acked_before_fault'))}" + (f" ({pct:g}%)" if pct is not None else "")
+    window = r.metrics.get("lost_window_s")
+    if r.metrics.get("lost") and window:
+        cell += f", {_value(window)} s"
     return cell if r.passed else f"{cell} FAIL"
 
 
@@ -158,7 +173,7 @@ def deviations(r: Result) -> str:
     """What kept a run from passing, in a few words."""
     failed = [f"{c.metric}={_value(c.observed)} (expected {c.bound})" for c in r.checks if not c.passed]
     if r.error:
-        failed.append(f"could not measure: {r.error}")
+        failed.append(f"{'not run' if r.skipped else 'could not measure'}: {r.error}")
     return "; ".join(failed)
 
 
@@ -171,17 +186,20 @@ def format_verify(results: list[Result]) -> str:
     table = tabulate(rows, headers=["lab", "scenario", "mode", "verdict", "acked", "lost", "unavailable_s", "failover_s",
                                     "took_s", "deviation"], tablefmt="simple", disable_numparse=True,
                      maxcolwidths=[None] * 9 + [60])
-    counts = {status: sum(r.status == status for r in results) for status in ("pass", "fail", "error")}
+    counts = {status: sum(r.status == status for r in results) for status in ("pass", "fail", "error", "skip")}
     total_s = sum(r.duration_s for r in results)
     legend = ("unavailable_s: the longest any key waited for an acknowledgement after the fault (in the cluster: "
               "the slowest shard); failover_s: fault to the servers' announcement of the new master; "
               "ERROR: the run could not measure (the deviation says why).")
+    skipped = f", {counts['skip']} skipped (SKIP: this machine lacks what they need)" if counts["skip"] else ""
     return (f"{table}\n\n{_wrap(legend, indent='')}\n\n{counts['pass']} passed, {counts['fail']} failed, "
-            f"{counts['error']} could not measure (ERROR) in {total_s:.1f} s of scenario time")
+            f"{counts['error']} could not measure (ERROR){skipped} in {total_s:.1f} s of scenario time")
 
 
 def verify_line(r: Result, style=lambda verdict: verdict) -> str:
     """One line per run as it finishes; `style` may colour the verdict."""
+    if r.skipped:
+        return f"{style('SKIP')}  {r.lab} {r.scenario} [{r.mode}]  not run: {r.error}"
     if r.errored:
         return f"{style('ERROR')} {r.lab} {r.scenario} [{r.mode}]  could not measure: {r.error} ({r.duration_s:.1f} s)"
     line = (f"{style(r.verdict)}{' ' * (5 - len(r.verdict))} {r.lab} {r.scenario} [{r.mode}]  acked={_value(r.metrics.get('acked'))} "
@@ -207,7 +225,8 @@ def junit_xml(results: list[Result]) -> str:
     """JUnit XML: one testsuite per lab, one testcase per scenario and mode; a FAIL is a
     <failure>, an ERROR (could not measure) an <error>."""
     root = ET.Element("testsuites", name="redis-ha-lab", tests=str(len(results)),
-                      failures=str(sum(r.failed for r in results)), errors=str(sum(r.errored for r in results)))
+                      failures=str(sum(r.failed for r in results)), errors=str(sum(r.errored for r in results)),
+                      skipped=str(sum(r.skipped for r in results)))
     for lab in dict.fromkeys(r.lab for r in results):
         mine = [r for r in results if r.lab == lab]
         suite = ET.SubElement(root, "testsuite", name=lab, tests=str(len(mine)),
@@ -216,7 +235,9 @@ def junit_xml(results: list[Result]) -> str:
         for r in mine:
             case = ET.SubElement(suite, "testcase", classname=f"{r.lab}.{r.scenario}", name=f"{r.scenario}[{r.mode}]",
                                  time=f"{r.duration_s:.3f}")
-            if r.errored:
+            if r.skipped:
+                ET.SubElement(case, "skipped", message=f"not run: {r.error}")
+            elif r.errored:
                 message = f"could not measure: {r.error}"
                 ET.SubElement(case, "error", message=message, type="CouldNotMeasure").text = message
             elif r.failed:

@@ -27,10 +27,11 @@ from .engine.lifecycle import (RunSettings, bring_up, preflight, prepare, shield
                                sigterm_as_interrupt, teardown)
 from .engine.nodes import NodeCommandError
 from .engine.topology import Node, Topology
-from .errors import LabError, ScenarioAborted
+from .engine.unsynced import fuse_available
+from .errors import LabError, ScenarioAborted, UsageError
 from .events import ClockOffset, Event, ServerEvent
 from .kinds import kind_of
-from .measure.expect import ERROR, check_expectations, status_of
+from .measure.expect import ERROR, SKIP, check_expectations, status_of
 from .measure.metrics import compute_metrics, parse_server_load_s, switches
 from .measure.observation import Observation
 from .measure.result import Result
@@ -86,6 +87,14 @@ def run_scenario(lab: Lab, scenario_name: str, mode: str | None, settings: RunSe
     mode = lab.modes_to_run(scenario, mode)[0] if mode else lab.default_mode(scenario)
     kind = kind_of(lab)
     topo = kind.derive(lab, mode, run_id or new_run_id(), settings.image, settings.port_base, scenario)
+    if topo.mounted:
+        available, reason = fuse_available()
+        if not available:
+            return skipped_result(lab, scenario.name, mode, settings.image,
+                                  f"the power-loss filesystem needs FUSE: {reason}")
+        if settings.keep:
+            raise UsageError("a power-loss scenario cannot be kept running: its filesystems go with the tool",
+                             "run it without --keep")
     engine = engine or Engine()
     preflight(topo, engine)
     run = _Run(lab, scenario, topo, kind, progress)
@@ -100,7 +109,7 @@ def run_scenario(lab: Lab, scenario_name: str, mode: str | None, settings: RunSe
                     run.ctx.close()
                 if not settings.keep:
                     progress("teardown", run.acked())
-                    run.phases["teardown"] = teardown(handle.runtime)
+                    run.phases["teardown"] = teardown(handle)
     return run.result(mode, settings.image, time.monotonic() - started)
 
 
@@ -130,7 +139,7 @@ class _Run:
             bring_up(handle, self.kind)
             self.phases["up"] = time.monotonic() - started
             ctx = self.ctx = RunContext(self.topo, handle.runtime, self.kind, nodes=handle.nodes,
-                                        workload=self.scenario.workload)
+                                        workload=self.scenario.workload, mounts=handle.mounts)
             self.kind.start_events(ctx)
             ctx.event(f"lab up: {', '.join(n.name for n in self.topo.nodes)} ready ({self.topo.mode})")
             try:
@@ -231,6 +240,13 @@ def error_result(lab: Lab, scenario: str, mode: str, image: str, error: str, dur
     return Result(lab=lab.name, scenario=scenario, mode=mode, image=image, summary=chosen.summary,
                   explain=chosen.explain, status=ERROR, duration_s=duration_s, metrics={}, checks=[], events=[],
                   error=error)
+
+
+def skipped_result(lab: Lab, scenario: str, mode: str, image: str, reason: str) -> Result:
+    """A run this machine cannot do (status SKIP, with the reason): never a PASS."""
+    chosen = lab.scenario(scenario)
+    return Result(lab=lab.name, scenario=scenario, mode=mode, image=image, summary=chosen.summary,
+                  explain=chosen.explain, status=SKIP, duration_s=0.0, metrics={}, checks=[], events=[], error=reason)
 
 
 def promotions(obs: Observation) -> list[str]:

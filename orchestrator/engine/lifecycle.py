@@ -21,8 +21,10 @@ from .docker import Engine, LabRuntime
 from .poll import wait_until
 from .render import render_project
 from .topology import Topology
+from .unsynced import UnsyncedError, UnsyncedMount, fuse_available
 
 READY_TIMEOUT_S = 30.0
+REDIS_USER = (999, 999)    # the uid/gid Redis runs as in the official image and in `lab image build`'s
 
 
 @dataclass(frozen=True)
@@ -34,11 +36,38 @@ class RunSettings:
 
 @dataclass
 class LabHandle:
-    """A lab being brought up or run, as kinds see it: its plan, Docker, and the Redis servers."""
+    """A lab being brought up or run, as kinds see it: its plan, Docker, the Redis servers, and
+    the power-loss filesystems serving the data directories (by node name) when it has any."""
 
     topo: Topology
     runtime: LabRuntime
     nodes: ModuleType = field(default=redis_nodes)
+    project_dir: Path | None = None
+    mounts: dict = field(default_factory=dict)
+
+    def mount_filesystems(self) -> None:
+        """Mount a power-loss filesystem for every node whose data directory needs one (before
+        its container starts: a bind mount sees only what is mounted when it is made). The
+        caller unmounts them in `teardown`, even if this raises."""
+        if not self.topo.mounted:
+            return
+        ok, reason = fuse_available()
+        if not ok:
+            raise EnvironmentProblem(f"the power-loss filesystem cannot be mounted: {reason}",
+                                     "install fuse3 (scripts/setup does), or run scenarios without power_loss")
+        for node in self.topo.mounted:
+            where = self.project_dir / node.data_mount
+            mount = UnsyncedMount(where / "backing", where / "data", owner=REDIS_USER, **self.topo.filesystem)
+            self.mounts[node.name] = mount
+            try:
+                mount.start()
+            except UnsyncedError as exc:
+                raise RuntimeFailure(f"mounting the power-loss filesystem for {node.name} failed: {exc}") from None
+
+    def unmount_filesystems(self) -> None:
+        for name, mount in list(self.mounts.items()):
+            mount.stop()
+            self.mounts.pop(name)
 
 
 def check_port_free(port: int) -> None:
@@ -68,13 +97,15 @@ def preflight(topo: Topology, engine: Engine) -> None:
 
 def prepare(topo: Topology, project_dir: Path) -> LabHandle:
     """Render the project into `project_dir`; nothing starts yet."""
-    return LabHandle(topo, LabRuntime(topo, render_project(topo, project_dir)))
+    return LabHandle(topo, LabRuntime(topo, render_project(topo, project_dir)), project_dir=project_dir)
 
 
 def bring_up(lab: LabHandle, kind) -> None:
-    """Start every node (compose starts them in parallel), wait until each answers, let the kind
-    form the topology (`kind.form`) and wait until it says it is settled. The caller owns
-    cleanup: call `teardown(lab.runtime)` in a finally, even if this raises."""
+    """Mount the power-loss filesystems if the lab has any, start every node (compose starts them
+    in parallel), wait until each answers, let the kind form the topology (`kind.form`) and wait
+    until it says it is settled. The caller owns cleanup: call `teardown(lab)` in a finally,
+    even if this raises."""
+    lab.mount_filesystems()
     lab.runtime.up()
     wait_ready(lab, kind)
 
@@ -121,9 +152,13 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def teardown(runtime: LabRuntime) -> float:
-    """Remove the run's containers, networks and volumes; returns seconds it took."""
+def teardown(lab: LabHandle) -> float:
+    """Remove the run's containers, networks and volumes, then unmount its power-loss
+    filesystems (nothing uses them any more); returns seconds it took."""
     started = time.monotonic()
     with shielded_from_interrupts():
-        runtime.down()
+        try:
+            lab.runtime.down()
+        finally:
+            lab.unmount_filesystems()
     return time.monotonic() - started

@@ -50,7 +50,8 @@ class Node:
     port: int = REDIS_PORT           # the port inside the lab network
     edge_network: str | None = None  # the node's own network to the host (None: one shared network)
     ip: str | None = None            # fixed address on the lab network (replicated topologies)
-    data_mount: str | None = None    # a host directory bind-mounted at /data instead of the volume
+    data_mount: str | None = None    # a directory of the project bind-mounted at /data instead of the volume:
+                                     # where the power-loss filesystem is mounted (engine/unsynced)
 
     @property
     def is_sentinel(self) -> bool:
@@ -68,6 +69,14 @@ class Topology:
     nodes: tuple[Node, ...]
     labels: Mapping[str, str] = field(default_factory=dict)
     subnet: str | None = None   # the lab network's subnet when nodes have fixed addresses
+    # The power-loss filesystem's model settings (dirty_expire_s, writeback_interval_s) when
+    # the data nodes' directories are mounted through it (a scenario with a power_loss step).
+    filesystem: Mapping[str, float] | None = None
+
+    @property
+    def mounted(self) -> list[Node]:
+        """The nodes whose data directory is served by the power-loss filesystem."""
+        return [n for n in self.nodes if n.data_mount]
 
     def with_role(self, role: str) -> list[Node]:
         return [n for n in self.nodes if n.role == role]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from ..errors import ScenarioAborted
 from ..spec import AOF_MODES, Param
-from ..spec.registry import action
+from ..spec.registry import FAULT, action
 from .base import TARGET
+
+EVERY_DATA_NODE = "all"    # power_loss: all (a rack or a zone loses power)
 
 AOF_DIR = "/data/appendonlydir"
 
@@ -45,3 +47,27 @@ def check_aof_verdict(output: str, code: int) -> str:
     said = [line for line in lines if line.startswith(("This will shrink", "Successfully truncated"))]
     said = said or [line for line in lines if line][-1:]
     return "; ".join(said) if said else f"exit code {code}"
+
+
+@action("power_loss", "the power goes out: SIGKILL the node (all: every data node at once), then its data directory "
+                      "loses everything not yet made durable by fsync, fdatasync or the modelled kernel writeback "
+                      "(dirty data older than dirty_expire, checked every writeback_interval; Linux: 30 s and 5 s)",
+        params=(Param("target", "target", choices=(EVERY_DATA_NODE,)), Param("dirty_expire", "duration", default="30s"),
+                Param("writeback_interval", "duration", default="5s")), mark=FAULT)
+def power_loss(ctx, target, dirty_expire="30s", writeback_interval="5s"):
+    nodes = list(ctx.topo.data_nodes) if target == EVERY_DATA_NODE else [ctx.resolve(target)]
+    ctx.note_fault_target(nodes[0])
+    if ctx.fsyncs_at_start is not None:
+        started, calls = ctx.fsyncs_at_start
+        ctx.facts.fsyncs_per_s = round((ctx.fsync_calls() - calls) / max(1e-6, ctx.clock() - started), 1)
+    for node in nodes:
+        ctx.mounts[node.name].freeze_writeback()     # the power is out: the kernel writes nothing back now
+    ctx.runtime.kill(*nodes)
+    discarded = 0
+    for node in nodes:
+        ctx.runtime.wait(node)                       # nothing of the node touches its files any more
+        discarded += ctx.mounts[node.name].power_loss()["discarded"]["bytes_written"]
+        ctx.down.add(node.name)
+    ctx.facts.discarded_bytes = (ctx.facts.discarded_bytes or 0) + discarded
+    ctx.event(f"power lost on {', '.join(n.name for n in nodes)}: {discarded} bytes written but not yet durable "
+              f"were discarded")

@@ -18,7 +18,7 @@ from ..engine.topology import (MASTER, OLD_MASTER, Node, Setting, Topology, base
                                merge_settings, mode_keeps_data, project_name)
 from ..errors import ScenarioAborted
 from ..events import Event, ServerEvent
-from ..spec import Lab, Param, Scenario
+from ..spec import Lab, Param, Scenario, parse_duration
 
 
 @dataclass(frozen=True)
@@ -94,18 +94,21 @@ class Kind:
         base = base_settings(mode, lab.topology.save)
         names = self.data_names(lab.topology.params, uses)
         subnet, ips = self.addresses(port_base, names, self.other_names(lab.topology.params))
+        filesystem = power_loss_filesystem(scenario)
         nodes = []
         for i, name in enumerate(names):
             role = self.role_at_start(lab.topology.params, i, name, uses)
             settings = merge_settings(base + self.data_settings(lab.topology.params, name, role, names, ips),
                                       lab_friendly)
             nodes.append(Node(name=name, role=role, container=f"{project}-{name}", host_port=port_base + i,
-                              volume=f"{project}-{name}-data" if mode_keeps_data(mode) else None,
+                              volume=f"{project}-{name}-data" if mode_keeps_data(mode) and not filesystem else None,
                               config_file=f"{name}.conf", settings=settings,
-                              edge_network=f"{project}-{name}" if self.edges(uses) else None, ip=ips.get(name)))
+                              edge_network=f"{project}-{name}" if self.edges(uses) else None, ip=ips.get(name),
+                              data_mount=f"mounts/{name}" if filesystem else None))
         nodes += self.other_nodes(lab, project, port_base + len(names), names, ips, uses)
         return Topology(lab=lab.name, kind=self.name, mode=mode, run_id=run_id, project=project, image=image,
-                        nodes=tuple(nodes), labels=labels_for(lab.name, run_id, mode), subnet=subnet)
+                        nodes=tuple(nodes), labels=labels_for(lab.name, run_id, mode), subnet=subnet,
+                        filesystem=filesystem)
 
     def addresses(self, port_base: int, data_names: list[str], other_names: list[str]):
         """(subnet, {name: fixed address}) of the lab network; (None, {}) for a kind whose nodes
@@ -225,6 +228,16 @@ class Replicated(Kind):
 
 
 READ_BACK_READY_TIMEOUT_S = 30.0
+
+
+def power_loss_filesystem(scenario: Scenario | None) -> dict[str, float] | None:
+    """The power-loss filesystem's settings when the scenario loses power (its first power_loss
+    step's), else None: then every data directory is served through it, from bring-up on."""
+    step = next((s for s in scenario.steps if s.action == "power_loss"), None) if scenario else None
+    if step is None:
+        return None
+    return {"dirty_expire_s": parse_duration(step.args["dirty_expire"]),
+            "writeback_interval_s": parse_duration(step.args["writeback_interval"])}
 
 
 def ready_master(ctx, timeout_s: float = READ_BACK_READY_TIMEOUT_S) -> Node:

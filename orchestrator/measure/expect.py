@@ -2,6 +2,7 @@
 
 PASS: measured, every expectation met. FAIL: measured, an expectation missed. ERROR: the run
 could not measure (an infrastructure fault, the workload died, a step that never completed).
+SKIP: the run needs what this machine lacks (FUSE for a power loss); it was not started.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 
 from ..spec import Bound
 
-PASS, FAIL, ERROR = "pass", "fail", "error"
+PASS, FAIL, ERROR, SKIP = "pass", "fail", "error", "skip"
 
 
 @dataclass(frozen=True)

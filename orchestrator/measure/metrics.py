@@ -48,6 +48,19 @@ dataset_bytes = fact_metric(
     """`used_memory_dataset` in INFO memory, read from the target just before the fault step.""")
 
 
+fsyncs_per_s = fact_metric(
+    "fsyncs_per_s", "calls/s", "fsync and fdatasync calls per second the data directory's filesystem saw",
+    """Counted by the power-loss filesystem serving the data directories (every fsync and
+    fdatasync the servers made, all data nodes together) from the workload's start to the power
+    loss, divided by that time: what the persistence mode asks of the disk.""", needs=("power_loss",))
+
+
+discarded_bytes = fact_metric(
+    "discarded_bytes", "bytes", "bytes written but not yet durable when the power went out",
+    """What the power-loss filesystem discarded at the power loss: bytes written (write(2)
+    lengths) that no fsync, fdatasync or modelled writeback had made durable.""", needs=("power_loss",))
+
+
 _LOAD_LINE = re.compile(r"DB loaded from (?:disk|append only file): ([0-9.]+) seconds")
 
 

@@ -18,6 +18,8 @@ class ServerFacts:
     dataset_bytes: int | None = None           # INFO used_memory_dataset, right before the fault
     rdb_changes_since_last_save: int | None = None
     server_load_s: float | None = None         # "DB loaded from ...: N seconds" after the restart
+    fsyncs_per_s: float | None = None          # fsync calls the power-loss filesystem saw, per second of load
+    discarded_bytes: int | None = None         # written but not durable when the power went out
 
 
 @dataclass(frozen=True)

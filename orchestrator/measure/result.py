@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..events import Event
-from .expect import ERROR, FAIL, PASS, Check
+from .expect import ERROR, FAIL, PASS, SKIP, Check
 
 
 @dataclass
@@ -16,7 +16,7 @@ class Result:
     image: str
     summary: str
     explain: str
-    status: str                    # pass | fail | error (see measure.expect)
+    status: str                    # pass | fail | error | skip (see measure.expect)
     duration_s: float
     metrics: dict
     checks: list[Check]
@@ -25,7 +25,7 @@ class Result:
     waited_s: float = 0.0          # time spent in `wait` steps (inherent to the scenario)
     phases: dict[str, float] = field(default_factory=dict)  # wall time of up, steps, read-back, teardown
     roles: dict[str, str] = field(default_factory=dict)     # data node -> role at the end, as INFO says
-    error: str = ""                # why the run could not measure (status error)
+    error: str = ""                # why the run could not measure (status error), or was skipped
     shards: list[dict] = field(default_factory=list)         # cluster: figures per shard
     promoted: list[str] = field(default_factory=list)        # each failover: who became master
     mislabelled: dict[str, int] = field(default_factory=dict)  # error kind -> `fail` writes that landed
@@ -44,6 +44,10 @@ class Result:
     @property
     def failed(self) -> bool:
         return self.status == FAIL
+
+    @property
+    def skipped(self) -> bool:
+        return self.status == SKIP
 
     @property
     def verdict(self) -> str:

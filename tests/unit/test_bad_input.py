@@ -218,3 +218,24 @@ def test_output_onto_a_directory_is_refused(invoke, tmp_path):
 def test_keep_with_repeat(invoke):
     line = one_error_line(invoke("run", "persistence", "kill-restart", "--keep", "--repeat", "2"))
     assert "cannot go with --repeat" in line
+
+
+def test_power_loss_targets_a_node_or_every_data_node(write_lab):
+    from orchestrator.spec import parse_lab as parse
+
+    lab = parse(write_lab(lambda d: _steps(d).__setitem__(2, {"power_loss": {"target": "all", "dirty_expire": "1s"}})))
+    assert lab.scenarios["x"].steps[2].args == {"target": "all", "dirty_expire": "1s", "writeback_interval": "5s"}
+    error = refused(write_lab, lambda d: _steps(d).__setitem__(2, {"power_loss": {"target": "master",
+                                                                                  "dirty_expire": "soon"}}))
+    assert error.key == "scenarios.x.steps[2].power_loss" and "not a duration" in str(error)
+
+
+def test_a_power_loss_run_without_fuse_is_skipped_never_passed(monkeypatch, persistence_lab):
+    import orchestrator.scenario
+    from orchestrator.engine.lifecycle import RunSettings
+
+    monkeypatch.setattr(orchestrator.scenario, "fuse_available", lambda: (False, "/dev/fuse does not exist"))
+    result = orchestrator.scenario.run_scenario(persistence_lab, "power-loss", "aof-always",
+                                                RunSettings(image="redis:7.2", port_base=7100))
+    assert (result.status, result.passed, result.skipped) == ("skip", False, True)
+    assert "needs FUSE: /dev/fuse does not exist" in result.error

@@ -297,8 +297,13 @@ def test_down_every_run_of_a_lab_needs_the_flag(invoke, recording_engine):
     assert sorted(p.name for p in recording_engine.iterdir()) == ["lab-cluster"]
 
 
-def test_down_all(invoke, recording_engine):
+def test_down_all(invoke, recording_engine, monkeypatch):
+    import orchestrator.engine.unsynced
+
+    asked = []
+    monkeypatch.setattr(orchestrator.engine.unsynced, "unmount_leftovers", lambda prefix: asked.append(prefix) or 2)
     result = invoke("down", "--all")
+    assert asked == ["/"] and "unmounted 2 power-loss filesystems" in result.output
     assert result.exit_code == 0, result.output
     assert _RecordingEngine.removed == [("redis-ha-lab.lab",)]
     assert list(recording_engine.iterdir()) == []

@@ -181,3 +181,25 @@ def test_render_project_writes_the_files(persistence_lab, tmp_path):
     files = render_files(topo)
     assert compose_path.read_text() == files["compose.yaml"]
     assert "appendfsync always" in (out / "redis-1.conf").read_text().splitlines()
+
+
+# ------------------------------------------------------------------ power loss: the data directory on the filesystem
+
+def test_a_power_loss_scenario_serves_the_data_directory_through_the_filesystem(persistence_lab):
+    topo, files = _render(persistence_lab, "aof-everysec", scenario=persistence_lab.scenario("power-loss"))
+    (node,) = topo.data_nodes
+    assert (node.data_mount, node.volume) == ("mounts/redis-1", None)
+    assert topo.filesystem == {"dirty_expire_s": 30.0, "writeback_interval_s": 5.0}    # Linux's defaults
+    service = _compose(files)["services"]["redis-1"]
+    assert "./mounts/redis-1/data:/data" in service["volumes"]
+    assert "volumes" not in _compose(files)          # no named volume
+
+
+def test_other_scenarios_keep_the_named_volume(persistence_lab):
+    topo, _ = _render(persistence_lab, "aof-everysec", scenario=persistence_lab.scenario("kill-restart"))
+    assert topo.filesystem is None and topo.data_nodes[0].data_mount is None and topo.data_nodes[0].volume
+
+
+def test_power_loss_of_every_data_node_mounts_each(sentinel_lab):
+    topo, files = _render(sentinel_lab, "aof-everysec", scenario=sentinel_lab.scenario("power-loss-all"))
+    assert [n.data_mount for n in topo.nodes] == ["mounts/redis-1", "mounts/redis-2", "mounts/redis-3", None, None, None]
