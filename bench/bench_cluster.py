@@ -217,7 +217,7 @@ def bench_inproc(port_base: int) -> dict[str, float]:
         finally:
             # the tool's teardown removes by its run label (benchlib); its docker commands share our
             # process group, so a Ctrl-C can cut them short: clean_up's safety net catches that
-            teardown_s = clean_up(topo.project, lambda: teardown(runtime))
+            teardown_s = clean_up(topo.project, lambda: teardown(handle))
     return {"preflight": t1 - t0, "render": t2 - t1, "up": t3 - t2, "ready": t4 - t3, "create": t5 - t4,
             "formed": t6 - t5, "join": t6 - t4, "total": t6 - t0, "teardown": teardown_s}
 
