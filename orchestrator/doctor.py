@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .errors import LabError
 from .engine.docker import Engine
-from .engine.lifecycle import check_port_free
+from .engine.lifecycle import check_port_free, partitions_possible
 from .engine.unsynced import fuse_available
 from .image import LOCAL_IMAGE, OFFICIAL_IMAGE, resolve_image
 
@@ -53,6 +53,10 @@ def examine(port_base: int, requested_image: str | None) -> list[Finding]:
                             f"in use: {', '.join(map(str, busy))}; `lab status` / `lab down --all`, or --port-base"))
     running = engine.lab_containers()
     findings.append(Finding("lab containers", True, f"{len(running)} running or stopped" + (" (`lab status`)" if running else "")))
+    cut_ok, cut_reason = partitions_possible()
+    findings.append(Finding("partitions (root, nsenter, iptables)", cut_ok,
+                            "ok: a node is cut off its peers by packet filter rules in its network namespace"
+                            if cut_ok else f"{cut_reason}; scenarios with `partition` cannot run"))
     fuse_ok, fuse_reason = fuse_available()
     findings.append(Finding("FUSE (power-loss scenarios)", True,
                             "ok: /dev/fuse, fusermount3, libfuse3 and mfusepy" if fuse_ok else

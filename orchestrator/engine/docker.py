@@ -218,15 +218,51 @@ class LabRuntime:
             self.docker.container.unpause(node.container)
 
     def disconnect(self, node: Node) -> None:
-        """Cut the node off the lab network (its peers); its own edge network to the host stays."""
-        with _call(self._what(f"docker network disconnect {self.topo.project} {node.container}")):
-            self.docker.network.disconnect(self.topo.project, node.container)
+        """Cut the node off its peers as a broken network does: drop every packet between it and
+        the lab subnet inside its own network namespace (the host's iptables, through nsenter;
+        root on the host, nothing privileged in the container). Its interface, address and
+        routes stay, so a connection it opens meanwhile still leaves from its lab address and
+        completes once the partition heals; its own edge network to the host (the probe's way
+        in) is untouched.
+
+        (`docker network disconnect` removed the interface instead: the cluster bus's reconnects
+        during the partition then left from the edge address, stayed dead after the heal, and a
+        healed cluster node kept peers flagged `fail?` for 0-30+ s.)"""
+        for rule in self._partition_rules():
+            self._in_netns(node, ["iptables", "-w", "-I", *rule])
 
     def connect(self, node: Node) -> None:
-        """Put the node back on the lab network (heal a partition) with its fixed address and its
-        service name (the alias Compose gave it, which `docker network connect` alone would not restore)."""
-        with _call(self._what(f"docker network connect --ip {node.ip} {self.topo.project} {node.container}")):
-            self.docker.network.connect(self.topo.project, node.container, alias=node.name, ip=node.ip)
+        """Heal a partition: remove the rules `disconnect` added (gone already if the container
+        was recreated or stopped since)."""
+        if self.state(node)[0] != "running":
+            return
+        for rule in self._partition_rules():
+            if self._in_netns(node, ["iptables", "-w", "-C", *rule], check=False) == 0:
+                self._in_netns(node, ["iptables", "-w", "-D", *rule])
+
+    def _partition_rules(self) -> list[list[str]]:
+        """The two packet-filter rules that cut a node off the lab subnet, both ways."""
+        tag = ["-m", "comment", "--comment", f"redis-ha-lab partition {self.topo.project}"]
+        return [["INPUT", "-s", self.topo.subnet, *tag, "-j", "DROP"],
+                ["OUTPUT", "-d", self.topo.subnet, *tag, "-j", "DROP"]]
+
+    def _in_netns(self, node: Node, argv: list[str], check: bool = True) -> int:
+        """Run a host tool inside the node's network namespace (nsenter); its exit code. With
+        `check`, RuntimeFailure with the tool's own words when it fails."""
+        with _call(self._what(f"inspecting {node.container}")):
+            pid = self.docker.container.inspect(node.container).state.pid
+        if not pid:
+            raise RuntimeFailure(self._what(f"{node.container} is not running: its network cannot be cut"))
+        try:
+            done = subprocess.run(["nsenter", "-t", str(pid), "-n", *argv], capture_output=True, text=True,
+                                  timeout=30)
+        except FileNotFoundError:
+            raise EnvironmentProblem("nsenter is not installed", "install util-linux (Debian: apt-get install "
+                                                                 "util-linux)") from None
+        if check and done.returncode != 0:
+            raise RuntimeFailure(self._what(f"{' '.join(argv[:4])} in {node.container} failed: {done.stderr.strip()}"),
+                                 "partitions need root on the host and the iptables command (`lab doctor`)")
+        return done.returncode
 
     def remove(self, node: Node) -> None:
         """Remove the node's container and its data volume (as if the host were replaced)."""

@@ -7,6 +7,8 @@ One lifecycle for `lab up` (which keeps the lab) and for scenario runs (which re
 from __future__ import annotations
 
 import errno
+import os
+import shutil
 import signal
 import socket
 import time
@@ -84,8 +86,24 @@ def check_port_free(port: int) -> None:
             raise
 
 
+def partitions_possible() -> tuple[bool, str]:
+    """Whether this host can cut a node off its peers (packet filter rules in the node's network
+    namespace, set from the host): root, nsenter and iptables; when not, why."""
+    if os.geteuid() != 0:
+        return False, "cutting a node off its peers needs root on the host (iptables in its network namespace)"
+    missing = [tool for tool in ("nsenter", "iptables") if not shutil.which(tool)]
+    if missing:
+        return False, f"{' and '.join(missing)} not installed (Debian: apt-get install util-linux iptables)"
+    return True, ""
+
+
 def preflight(topo: Topology, engine: Engine) -> None:
-    """Engine reachable, lab not already up, ports free: checked before anything starts."""
+    """Engine reachable, lab not already up, ports free, partitions possible if the scenario
+    makes one: checked before anything starts."""
+    if topo.partitionable:
+        ok, reason = partitions_possible()
+        if not ok:
+            raise EnvironmentProblem(f"this scenario partitions the lab, but {reason}", "run it as root, or skip it")
     engine.version()
     running = engine.lab_containers(topo.lab, project=topo.project)
     if running:

@@ -114,6 +114,7 @@ class WorkloadDecl(Protocol):
     name: str
     summary: str
     options: tuple[Param, ...]
+    history: str        # what its observe() returns, which its metrics read: "writes" (keys written), "messages"
 
     def check_options(self, options: Mapping[str, Any], kind: KindDecl,
                       params: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -125,6 +126,11 @@ class WorkloadDecl(Protocol):
 
 
 WORKLOADS: dict[str, WorkloadDecl] = {}
+
+
+def history_of(workload: str) -> str:
+    """The kind of history a workload records (several workloads may record writes)."""
+    return getattr(WORKLOADS.get(workload), "history", workload)
 
 
 def register_workload(workload):
@@ -141,7 +147,7 @@ class Metric:
     short: str                                   # one line for tables
     compute: Callable[[Any], float | int | None]
     requires: frozenset[str] = frozenset()       # kind capabilities
-    workload: str | None = "writes"              # the workload whose history it reads (None: any)
+    workload: str | None = "writes"              # the history it reads ("writes", "messages"; None: any)
     needs: tuple[str, ...] = ()                  # actions of which the scenario must use one
 
     @property
@@ -153,8 +159,9 @@ class Metric:
         missing = self.requires - capabilities
         if missing:
             return f"needs a topology with {', '.join(sorted(missing))}"
-        if self.workload is not None and self.workload != workload:
-            return f"is measured on the {self.workload} workload (this scenario runs {workload})"
+        history = history_of(workload)
+        if self.workload is not None and self.workload != history:
+            return f"is measured on a {self.workload} history (this scenario's {workload} workload records {history})"
         if self.needs and not any(uses(a) for a in self.needs):
             return f"needs a {' or '.join(self.needs)} step"
         return None

@@ -19,6 +19,7 @@ from ..spec import Bound, Param
 class Workload:
     name: ClassVar[str]
     summary: ClassVar[str]
+    history: ClassVar[str]           # what observe() returns, which the metrics read ("writes", "messages")
     options: ClassVar[tuple[Param, ...]] = ()
     invariants: ClassVar[dict[str, Bound]] = {}    # checked in every run besides the lab file's expectations
 
