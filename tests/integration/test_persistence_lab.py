@@ -36,7 +36,7 @@ def test_scenario_meets_its_expectation(results, scenario, mode):
     assert result.metrics["acked_before_fault"] > 1000, "the probe barely wrote before the fault"
 
 
-@pytest.mark.parametrize("mode", ["none", "rdb", "aof-everysec", "aof-always", "rdb+aof"])
+@pytest.mark.parametrize("mode", ["none", "rdb", "aof-no", "aof-everysec", "aof-always", "rdb+aof"])
 def test_kill_restart_loss_by_mode(results, mode):
     m = results[("kill-restart", mode)].metrics
     if mode == "none":
@@ -79,3 +79,43 @@ def test_strict_aof_loading_refuses_then_check_aof_repairs(results, mode):
     fixed = [e for e in events if e.startswith("redis-check-aof --fix")]
     assert fixed and "Successfully truncated" in fixed[0], events
 
+
+
+# ------------------------------------------------------------------ power loss: what each fsync policy keeps
+
+def test_power_loss_aof_always_keeps_every_acknowledged_write(results):
+    m = results[("power-loss", "aof-always")].metrics
+    assert m["acked_before_fault"] >= 2000, "too few writes before the power loss to show anything"
+    assert m["lost"] == 0
+    # one fdatasync per acknowledged write: about the write rate
+    assert m["fsyncs_per_s"] >= 0.5 * m["writes_per_s"]
+
+
+@pytest.mark.parametrize("mode", ["aof-everysec", "rdb+aof"])
+def test_power_loss_aof_everysec_loses_about_the_last_second(results, mode):
+    m = results[("power-loss", mode)].metrics
+    assert m["lost"] > 0, "everysec fsyncs once a second: the writes since the last fsync are gone"
+    assert 0 < m["lost_window_s"] <= 2.5
+    assert 0.5 <= m["fsyncs_per_s"] <= 3
+    assert m["discarded_bytes"] > 0
+
+
+def test_power_loss_aof_no_loses_what_writeback_had_not_flushed(results):
+    m = results[("power-loss", "aof-no")].metrics
+    # Linux's writeback flushes dirty data older than 30 s: a 2.5 s run is lost whole
+    assert m["lost_before_fault_pct"] >= 90
+    assert m["fsyncs_per_s"] < 1
+
+
+def test_power_loss_rdb_keeps_the_last_snapshot(results):
+    m = results[("power-loss", "rdb")].metrics
+    assert 0 < m["lost"] < m["acked_before_fault"]
+
+
+def test_power_loss_none_loses_everything(results):
+    assert results[("power-loss", "none")].metrics["lost_before_fault_pct"] == 100.0
+
+
+def test_no_power_loss_filesystem_stays_mounted(results):
+    mounts = open("/proc/mounts").read()
+    assert "fuse.unsynced" not in mounts

@@ -133,3 +133,13 @@ def test_lab_failover_command(image, tmp_path, no_leftovers):
     assert data["lab"] == "sentinel" and data["scenario"] == "kill-master" and data["passed"]
     assert data["metrics"]["failover_s"] > 2.0
     assert any(e["source"] == "server" and "+switch-master" in e["what"] for e in data["events"])
+
+
+def test_power_loss_of_every_node_loses_what_replication_could_not_protect(results):
+    result = results[("sentinel", "power-loss-all")]
+    # every node lost its own unsynced tail: the acknowledged writes of about the last second are
+    # gone on all of them, whichever became master
+    assert result.metrics["lost"] > 0
+    assert 0 < result.metrics["lost_window_s"] <= 2.5
+    assert result.metrics["discarded_bytes"] > 0
+    assert len([n for n, role in result.roles.items() if role == "master"]) == 1
