@@ -16,7 +16,7 @@ import click
 from tabulate import tabulate
 
 from . import report
-from .engine.topology import DEFAULT_PORT_BASE, HIGHEST_PORT, LABEL_LAB, LABEL_RUN, LOWEST_PORT, UP_RUN_ID, project_name
+from .engine.topology import DEFAULT_JOBS, DEFAULT_PORT_BASE, HIGHEST_PORT, LABEL_LAB, LABEL_RUN, LOWEST_PORT, UP_RUN_ID, project_name
 from .errors import EXIT_EXPECTATION_FAILED, EXIT_OK, LabError, UsageError, exit_code_for
 from .image import LOCAL_IMAGE, OFFICIAL_IMAGE
 from .progress import Progress, colour_wanted, verdict_text
@@ -482,7 +482,7 @@ def compare():
 @click.option("--json", "json_file", type=click.Path(path_type=Path), help="write the results to FILE")
 @click.option("--html", "html_dir", type=click.Path(path_type=Path),
               help="write an HTML report to DIR: index.html (the scenario x mode matrix) and a page per run")
-@click.option("--jobs", "-j", default=2, show_default=True, type=click.IntRange(1, 8),
+@click.option("--jobs", "-j", default=DEFAULT_JOBS, show_default=True, type=click.IntRange(1, 8),
               help="runs at once, each on its own ports (--port-base + 20 per job)")
 @click.pass_obj
 def compare_persistence(settings, json_file, html_dir, jobs):
@@ -513,7 +513,7 @@ def compare_persistence(settings, json_file, html_dir, jobs):
 @click.option("--json", "json_file", type=click.Path(path_type=Path), help="write the results to FILE")
 @click.option("--html", "html_dir", type=click.Path(path_type=Path),
               help="write an HTML report to DIR: index.html (every run, coloured by verdict) and a page per run")
-@click.option("--jobs", "-j", default=2, show_default=True, type=click.IntRange(1, 8),
+@click.option("--jobs", "-j", default=DEFAULT_JOBS, show_default=True, type=click.IntRange(1, 8),
               help="labs run at once, each on its own ports (--port-base + 20 per job); 1 measures every "
                    "run on an otherwise idle machine")
 @click.pass_obj

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 DEFAULT_PORT_BASE = 7100
+DEFAULT_JOBS = 2            # runs at once in `lab verify` and `lab compare`, each on its own ports
 LABEL_LAB = "redis-ha-lab.lab"
 LABEL_RUN = "redis-ha-lab.run"
 LABEL_NODE = "redis-ha-lab.node"

@@ -75,3 +75,19 @@ def no_leftovers(engine):
         if left & set(lab_resources(f"{LABEL_LAB}={lab}")):
             engine.remove_labelled(f"{LABEL_LAB}={lab}")
     assert not left, f"the test left lab resources behind: {sorted(left)}"
+
+
+@pytest.fixture(scope="session")
+def verified(settings) -> list:
+    """Every scenario of every shipped lab in every mode, run once as `lab verify` runs them (in
+    parallel worker processes, DEFAULT_JOBS at once); the lab modules' tests read their results.
+    Nothing may be left behind: containers, networks, volumes or power-loss mounts."""
+    from orchestrator.spec import load_all_labs
+    from orchestrator.engine.topology import DEFAULT_JOBS
+    from orchestrator.suite import plan, run_plan
+
+    before = resources_of_tested_labs()
+    done = run_plan(plan(load_all_labs()), settings, jobs=DEFAULT_JOBS)
+    assert resources_of_tested_labs() == before, "runs left containers, networks or volumes behind"
+    assert "fuse.unsynced" not in open("/proc/mounts").read(), "a power-loss filesystem stayed mounted"
+    return done

@@ -10,20 +10,18 @@ from click.testing import CliRunner
 
 from orchestrator.cli import cli
 from orchestrator.spec import load_lab
-from orchestrator.suite import plan, run_plan
+from orchestrator.suite import plan
 
-from .conftest import PORT_BASE, resources_of_tested_labs
+from .conftest import PORT_BASE
 
 LABS = [load_lab("sentinel"), load_lab("replication")]
 RUNS = [(lab.name, scenario) for lab, scenario, _ in plan(LABS)]
 
 
 @pytest.fixture(scope="module")
-def results(settings):
-    """Run both labs once (8 runs, 5-25 s each, two at a time); tests below read the results."""
-    before = resources_of_tested_labs()
-    done = run_plan(plan(LABS), settings, jobs=2)
-    assert resources_of_tested_labs() == before, "runs left containers, networks or volumes behind"
+def results(verified):
+    """This lab's runs of the one verify-like run of every lab (conftest.verified)."""
+    done = [r for r in verified if r.lab in ("sentinel", "replication")]
     return {(r.lab, r.scenario): r for r in done}
 
 
