@@ -357,10 +357,13 @@ def down(settings, lab, run_id, runs, everything):
 @click.option("--html", "html_path", type=click.Path(path_type=Path),
               help="draw the run as an HTML page at FILE (with --repeat: a directory with an index and a page "
                    "per run); plotly.js is written beside it, so keep the folder together")
+@click.option("--client", "client_command", metavar="'COMMAND ...'",
+              help="run this program as the workload instead of the probe (it learns where the lab is from "
+                   "LAB_* environment variables and reports each attempt as a JSON line: see README)")
 @click.option("--keep", is_flag=True, help="leave the lab running afterwards (remove it with `lab down`)")
 @click.option("--explain", is_flag=True, help="say how each figure was measured")
 @click.pass_obj
-def run(settings, lab, scenario, mode, repeat, json_file, keep, explain, html_path=None):
+def run(settings, lab, scenario, mode, repeat, json_file, keep, explain, html_path=None, client_command=None):
     """Run one scenario: start the lab, write with the probe, inject the fault, recover,
     read every key back, and check the expectation.
 
@@ -375,6 +378,12 @@ def run(settings, lab, scenario, mode, repeat, json_file, keep, explain, html_pa
         writable_dir(html_path, "--html") if repeat > 1 else writable_file(html_path, "--html", make_parent=True)
     lab = load_lab(lab)
     chosen = lab.scenario(scenario)
+    if client_command is not None:
+        from .compare_clients import with_client
+
+        if not client_command.strip():
+            raise UsageError("--client needs a command", "e.g. --client 'node my-client.js'")
+        lab = with_client(lab, scenario, client_command)
     if mode:
         lab.modes_to_run(chosen, mode)
     if keep and repeat > 1:
@@ -470,7 +479,7 @@ def failover(ctx, json_file, html_path, keep, explain):
     own events), what was lost, and both timelines side by side.
     """
     ctx.invoke(run, lab="sentinel", scenario="kill-master", mode=None, repeat=1, json_file=json_file,
-               keep=keep, explain=explain, html_path=html_path)
+               keep=keep, explain=explain, html_path=html_path, client_command=None)
 
 
 @cli.group()
@@ -505,6 +514,57 @@ def compare_persistence(settings, json_file, html_dir, jobs):
     if html_dir is not None:
         out.echo(_write_html([r.as_dict() for r in results], html_dir, single=False))
     _exit_for(results)
+
+
+@compare.command("clients")
+@click.argument("lab", metavar="LAB|PATH")
+@click.argument("scenario")
+@click.option("--client", "commands", multiple=True, metavar="'COMMAND ...'",
+              help="also run this program as a client (repeatable); see README for what it must print")
+@click.option("--no-reference", is_flag=True, help="run only the --client programs (and the probe), not the "
+                                                   "reference clients")
+@click.option("--mode", type=click.Choice(PERSISTENCE_MODES), help=MODE_HELP)
+@click.option("--json", "json_file", type=click.Path(path_type=Path), help="write the results to FILE")
+@click.pass_obj
+def compare_clients_command(settings, lab, scenario, commands, no_reference, mode, json_file):
+    """The same scenario with the tool's probe and with real client libraries, configured as an
+    application configures them (redis-py with its own retries, ioredis, node-redis, Predis; and
+    any program given with --client): one table of what each saw, how it found the new master,
+    and the library setting behind a long outage. A client whose runtime is missing is skipped,
+    with the reason. Exit 1 only if a run could not measure (ERROR): a client's FAIL is a finding.
+
+    \b
+    Example:
+      lab compare clients sentinel kill-master
+    """
+    from .compare_clients import compare_clients, format_clients_table
+    from .scenario import run_scenario
+
+    writable_file(json_file, "--json")
+    chosen = load_lab(lab)
+    chosen.scenario(scenario)
+    if mode:
+        chosen.modes_to_run(chosen.scenario(scenario), mode)
+    settings.check_ports([chosen])
+    run_settings = settings.run_settings()
+    out = _Out(json_file)
+    progress = Progress(total=1)
+
+    def one(lab_, name, mode_):
+        result = run_scenario(lab_, name, mode_, run_settings, engine=settings.engine,
+                              progress=lambda phase, acked: progress.phase(0, f"{lab_.name} {name}", phase, acked))
+        progress.close()
+        return result
+
+    rows = compare_clients(chosen, scenario, one, mode=mode, commands=commands, reference=not no_reference,
+                           on_result=lambda row: out.echo(f"{row.name}: " + (f"skipped ({row.skipped})" if row.skipped
+                                                                            else report.verify_line(row.result, out.style))))
+    out.echo()
+    out.echo(format_clients_table(rows))
+    results = [row.result for row in rows if row.result is not None]
+    if json_file:
+        report.write_json(json_file, results)
+    click.get_current_context().exit(EXIT_EXPECTATION_FAILED if any(r.errored for r in results) else EXIT_OK)
 
 
 @cli.command()

@@ -191,19 +191,26 @@ class Probe:
 
     def read_back(self, reader) -> ReadBack:
         """Read every key back (ok, info and fail); call after recovery."""
-        attempts = self.attempts
-        present = set()
-        for batch in batches(attempts, READ_BATCH):
-            values = reader.mget([key_for(a.seq) for a in batch])
-            for attempt, value in zip(batch, values):
-                if value is not None and _text(value) == self.value_for(attempt.seq):
-                    present.add(attempt.seq)
-        return ReadBack(
-            lost=[a.seq for a in attempts if a.outcome == OK and a.seq not in present],
-            indeterminate_present=[a.seq for a in attempts if a.outcome == INFO and a.seq in present],
-            fail_landed=[a.seq for a in attempts if a.outcome == FAIL and a.seq in present],
-            keys_checked=len(attempts),
-        )
+        return read_back(self.attempts, reader, key_for, self.value_for)
+
+
+def read_back(attempts: list[Attempt], reader, key_of: Callable[[int], str],
+              value_of: Callable[[int], str | None]) -> ReadBack:
+    """Read every attempt's key (`key_of(seq)`) back with MGETs (ok, info and fail); call after
+    recovery. A key is present when it holds `value_of(seq)` (any value when that is None)."""
+    present = set()
+    for batch in batches(attempts, READ_BATCH):
+        values = reader.mget([key_of(a.seq) for a in batch])
+        for attempt, value in zip(batch, values):
+            expected = value_of(attempt.seq)
+            if value is not None and (expected is None or _text(value) == expected):
+                present.add(attempt.seq)
+    return ReadBack(
+        lost=[a.seq for a in attempts if a.outcome == OK and a.seq not in present],
+        indeterminate_present=[a.seq for a in attempts if a.outcome == INFO and a.seq in present],
+        fail_landed=[a.seq for a in attempts if a.outcome == FAIL and a.seq in present],
+        keys_checked=len(attempts),
+    )
 
 
 def _close_quietly(writer) -> None:
@@ -222,6 +229,7 @@ def _text(value) -> str:
 @register_workload
 class Writes(Workload):
     name = "writes"
+    history = "writes"
     summary = "a probe writes distinct keys as fast as one connection allows; every key is read back"
     options = (Param("wait_replicas", "natural", default=0), Param("wait_timeout", "duration", default="100ms"))
     # A run is measured only if the probe was still writing at its end, and its `fail`
@@ -329,7 +337,7 @@ class Writes(Workload):
                 "timeline": timeline(history, self.ctx.marks, self.ctx.t0, self.ctx.events)}
 
 
-def client_events(ctx, history: WriteHistory, connections) -> list[Event]:
+def client_events(ctx, history: WriteHistory, connections, key_of: Callable[[int], str] = key_for) -> list[Event]:
     """The probe's view of the fault, for the timeline beside the tool's steps and the servers'."""
     found = []
     if "fault" in ctx.marks:
@@ -337,13 +345,13 @@ def client_events(ctx, history: WriteHistory, connections) -> list[Event]:
         oks = history.oks()
         last = [a for a in oks if a.completed <= effective]
         if last:
-            found.append(Event(last[-1].completed - ctx.t0, f"last ack before the fault (probe:{last[-1].seq})", "client"))
+            found.append(Event(last[-1].completed - ctx.t0, f"last ack before the fault ({key_of(last[-1].seq)})", "client"))
         failures = [a for a in history.attempts if a.outcome != OK and a.invoked >= (last[-1].completed if last else 0)]
         if failures:
             found.append(Event(failures[0].completed - ctx.t0, f"first failed write: {failures[0].error}", "client"))
         first = [a for a in oks if a.invoked >= effective]
         if first:
-            found.append(Event(first[0].completed - ctx.t0, f"first ack after the fault (probe:{first[0].seq})", "client"))
+            found.append(Event(first[0].completed - ctx.t0, f"first ack after the fault ({key_of(first[0].seq)})", "client"))
     return found + ctx.kind.connection_events(ctx, connections)
 
 

@@ -28,7 +28,8 @@ PACKAGE = Path(orchestrator.__file__).parent
 # workloads -> context -> measure/events/engine -> errors -> spec.
 FLOORS = [
     ("orchestrator.cli", 7),
-    ("orchestrator.suite", 6), ("orchestrator.doctor", 6),
+    ("orchestrator.suite", 6), ("orchestrator.doctor", 6), ("orchestrator.compare_clients", 6),
+    ("orchestrator.compare_messaging", 6),
     ("orchestrator.scenario", 5), ("orchestrator.validate", 5), ("orchestrator.report", 5),
     ("orchestrator.htmlreport", 5), ("orchestrator.image", 5),
     ("orchestrator.kinds", 4), ("orchestrator.faults", 4), ("orchestrator.workloads", 4),
