@@ -7,7 +7,7 @@ from markupsafe import Markup
 
 from .result import format_bound, format_value, verdict
 from .style import CSS
-from .templating import environment
+from .templating import compiled
 
 MODE_ORDER = ("none", "rdb", "aof-no", "aof-everysec", "aof-always", "rdb+aof")
 CELL_FIGURES = (  # (metric, label in the cell, unit suffix)
@@ -59,14 +59,6 @@ TEMPLATE = """<!doctype html>
 </html>
 """
 
-_template = None
-
-
-def _compiled():
-    global _template
-    if _template is None:
-        _template = environment().from_string(TEMPLATE)
-    return _template
 
 
 def cell_figures(result: dict) -> str:
@@ -113,7 +105,7 @@ def render_index(results: list[dict], pages: list[str]) -> str:
                  for lab, scenarios in grid.items()]
     overall = "error" if counts["error"] else "fail" if counts["fail"] else "pass"
     durations = [r.get("duration_s") for r in results if isinstance(r.get("duration_s"), (int, float))]
-    return _compiled().render(
+    return compiled(TEMPLATE).render(
         css=Markup(CSS), total=len(results), counts=counts, overall=overall,
         headline_word=overall.upper(), problems=problems, modes=modes,
         labs_rows=labs_rows, labs=list(grid), scenario_s=f"{sum(durations):.0f}" if durations else "")

@@ -8,7 +8,7 @@ from markupsafe import Markup
 from .chart import chart_spec
 from .result import SAME_EVENT_WINDOW_S, finite, format_bound, markers, timeline, verdict
 from .style import CSS
-from .templating import environment
+from .templating import compiled
 
 GLYPHS = {"tool": "▼", "server": "◆", "client": "●"}   # the lanes' marker shapes, for the list
 HEADLINE = ("acked", "lost", "lost_pct", "unavailable_s", "shard_unavailable_s", "failover_s", "load_s")
@@ -146,14 +146,6 @@ TEMPLATE = """<!doctype html>
 </html>
 """
 
-_template = None
-
-
-def _compiled():
-    global _template
-    if _template is None:
-        _template = environment().from_string(TEMPLATE)
-    return _template
 
 
 SHARD_FIELDS = ("shard", "master_at_start", "replicas", "slots", "acked", "lost", "errors", "longest_gap_s")
@@ -246,4 +238,4 @@ def render_run_page(result: dict, *, index_href: str | None = None, inline_js: b
     one self-contained file); otherwise it loads `plotly-<version>.min.js` from its own
     directory, which `write_run_page` and `write_report` put there. `index_href` links back
     to a report's index."""
-    return _compiled().render(run_context(result, index_href=index_href, inline_js=inline_js))
+    return compiled(TEMPLATE).render(run_context(result, index_href=index_href, inline_js=inline_js))

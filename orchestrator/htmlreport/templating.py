@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 
 from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup, escape
@@ -38,3 +39,9 @@ def environment() -> Environment:
     env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(prose=prose, value=format_value, bound=format_bound, script_json=script_json)
     return env
+
+
+@lru_cache(maxsize=None)
+def compiled(template_text: str):
+    """A page template compiled once per process (compiling costs more than rendering)."""
+    return environment().from_string(template_text)
