@@ -22,7 +22,7 @@ from ..spec import Lab, Param, Scenario, parse_duration
 
 
 @dataclass(frozen=True)
-class Writes:
+class WriteRoute:
     """How a workload reaches the lab: `connect()` returns a writer (engine.nodes.DirectWriter
     or ClusterWriter); `via` says how, for the timeline."""
 
@@ -159,10 +159,10 @@ class Kind:
         missing, what the timeline says once it holds)."""
         raise KeyError(name)
 
-    def writes(self, ctx, wait_replicas: int, wait_timeout_ms: int) -> Writes:
+    def writes(self, ctx, wait_replicas: int, wait_timeout_ms: int) -> WriteRoute:
         """How a workload writes: to the single node."""
         node = ctx.topo.data_nodes[0]
-        return Writes(lambda: ctx.nodes.direct_writer(node, wait_replicas, wait_timeout_ms), f"to {node.name}")
+        return WriteRoute(lambda: ctx.nodes.direct_writer(node, wait_replicas, wait_timeout_ms), f"to {node.name}")
 
     def client_env(self, ctx) -> dict[str, str]:
         """Where the lab is, for a client program of the user's own (environment variables,

@@ -21,7 +21,7 @@ from ..measure.metrics import fact_metric
 from ..spec import Param
 from ..spec.registry import metric, register_kind
 from ..workloads.writes import range_gaps
-from .base import KeyRange, Replicated, Writes
+from .base import KeyRange, Replicated, WriteRoute
 from .replication import replication_roles
 
 SLOTS = 16384
@@ -333,9 +333,9 @@ class Cluster(Replicated):
         if not wait_until(lambda: self.not_formed(ctx) is None, timeout_s):
             raise ScenarioAborted(f"{what} within {timeout_s:g} s: {self.not_formed(ctx)}")
 
-    def writes(self, ctx, wait_replicas: int, wait_timeout_ms: int) -> Writes:
+    def writes(self, ctx, wait_replicas: int, wait_timeout_ms: int) -> WriteRoute:
         """Through redis-py's RedisCluster (WAIT is not used in the cluster: its options refuse it)."""
-        return Writes(lambda: ctx.nodes.ClusterWriter(ctx.nodes.cluster_client(ctx.topo, self.up(ctx))),
+        return WriteRoute(lambda: ctx.nodes.ClusterWriter(ctx.nodes.cluster_client(ctx.topo, self.up(ctx))),
                       "through RedisCluster")
 
     def client_env(self, ctx) -> dict[str, str]:

@@ -12,7 +12,7 @@ from ..events import Event
 from ..measure.metrics import fact_metric
 from ..spec import Param
 from ..spec.registry import register_kind
-from .base import Replicated, Writes
+from .base import Replicated, WriteRoute
 
 READ_BATCH = 1000
 
@@ -141,14 +141,14 @@ class Replication(Replicated):
 
     # ------------------------------------------------------------ live: the workload
 
-    def writes(self, ctx, wait_replicas: int, wait_timeout_ms: int) -> Writes:
+    def writes(self, ctx, wait_replicas: int, wait_timeout_ms: int) -> WriteRoute:
         """To the master as the replicas see it now (a client repointed by an operator)."""
         def connect():
             name = master_by_roles(ctx.nodes.replication_states(ctx.topo))
             if name is None:
                 raise ctx.nodes.NoMasterError("no master: no node that answers says role:master")
             return ctx.nodes.direct_writer(ctx.topo.node(name), wait_replicas, wait_timeout_ms)
-        return Writes(connect, "to the node the replicas follow")
+        return WriteRoute(connect, "to the node the replicas follow")
 
     def connection_events(self, ctx, connections) -> list[Event]:
         remap, current, found = ctx.nodes.Remap(ctx.topo), None, []

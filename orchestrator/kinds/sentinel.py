@@ -9,7 +9,7 @@ from ..engine.topology import MASTER, OLD_MASTER, REDIS_PORT, REPLICA, SENTINEL,
 from ..events import ChannelWatch, ServerEvent
 from ..spec import Param
 from ..spec.registry import register_kind
-from .base import Writes
+from .base import WriteRoute
 from .replication import Replication
 
 MASTER_NAME = "mymaster"          # the name Sentinel monitors the master under
@@ -143,12 +143,12 @@ class Sentinel(Replication):
             return next(iter(ctx.topo.sentinels), None)
         return super().resolve(ctx, role)
 
-    def writes(self, ctx, wait_replicas: int, wait_timeout_ms: int) -> Writes:
+    def writes(self, ctx, wait_replicas: int, wait_timeout_ms: int) -> WriteRoute:
         """Through redis-py's Sentinel client: ask the Sentinels where the master is, at every connect."""
         if getattr(ctx, "sentinel_client", None) is None:
             ctx.sentinel_client = ctx.nodes.LabSentinel(ctx.topo)
         sentinel = ctx.sentinel_client
-        return Writes(lambda: ctx.nodes.sentinel_writer(sentinel, wait_replicas, wait_timeout_ms), "through Sentinel")
+        return WriteRoute(lambda: ctx.nodes.sentinel_writer(sentinel, wait_replicas, wait_timeout_ms), "through Sentinel")
 
     def client_env(self, ctx) -> dict[str, str]:
         return {**super().client_env(ctx),
