@@ -161,6 +161,8 @@ def cli(ctx, image, port_base):
       lab run persistence kill-restart --mode rdb
       lab failover                               watch Sentinel promote a replica
       lab compare persistence                    every persistence mode, one table
+      lab compare messaging                      Pub/Sub against Streams under the same faults
+      lab compare clients sentinel kill-master   real client libraries against the probe
       lab verify                                 everything; exit 1 on a deviation (for CI)
 
     Verdicts: PASS (measured, as expected), FAIL (measured, an expectation missed), ERROR
@@ -509,6 +511,34 @@ def compare_persistence(settings, json_file, html_dir, jobs):
     out = _Out(json_file)
     results = _suite(settings, runs, jobs, out)
     out.echo(report.format_compare(results))
+    if json_file:
+        report.write_json(json_file, results)
+    if html_dir is not None:
+        out.echo(_write_html([r.as_dict() for r in results], html_dir, single=False))
+    _exit_for(results)
+
+
+@compare.command("messaging")
+@click.option("--json", "json_file", type=click.Path(path_type=Path), help="write the results to FILE")
+@click.option("--html", "html_dir", type=click.Path(path_type=Path), help="write an HTML report to DIR")
+@click.option("--jobs", "-j", default=DEFAULT_JOBS, show_default=True, type=click.IntRange(1, 8),
+              help="runs at once, each on its own ports (--port-base + 20 per job)")
+@click.pass_obj
+def compare_messaging(settings, json_file, html_dir, jobs):
+    """Pub/Sub against Streams under the same faults (a consumer killed, a consumer stalled, the
+    master failed over): one table, faults as rows, with what was lost, delivered twice and
+    redelivered, measured from what the consumers recorded."""
+    from .compare_messaging import format_messaging_compare
+    from .suite import plan
+
+    writable_file(json_file, "--json")
+    if html_dir is not None:
+        writable_dir(html_dir, "--html")
+    lab = load_lab("messaging")
+    settings.check_ports([lab], extra_slots=jobs - 1)
+    out = _Out(json_file)
+    results = _suite(settings, plan([lab]), jobs, out)
+    out.echo(format_messaging_compare(results))
     if json_file:
         report.write_json(json_file, results)
     if html_dir is not None:

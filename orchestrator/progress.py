@@ -64,7 +64,7 @@ class Progress:
         if not self.live:
             if phase.split()[0] != before[0].split(" ")[0]:       # up, step, read-back, teardown: once each
                 self._line(f"{name}: {phase.split(':')[0] if phase.startswith('step') else phase}"
-                           + (f" ({acked} writes acknowledged)" if acked else ""))
+                           + (f" ({acked} acknowledged)" if acked else ""))
             return
         self._start_ticker()
 
@@ -98,7 +98,7 @@ class Progress:
         if self.total == 1:
             acked = next(iter(self.acked.values()), None)
             text = (running[0] if running else "starting") + f" · {elapsed:.1f} s"
-            return text + (f" · {acked} writes acknowledged" if acked is not None else "")
+            return text + (f" · {acked} acknowledged" if acked is not None else "")
         left = self.estimate_left()
         eta = f" · about {left:.0f} s left" if left is not None else ""
         return f"{self.done}/{self.total} runs done · {elapsed:.0f} s{eta} · " + "; ".join(running)

@@ -177,18 +177,25 @@ def deviations(r: Result) -> str:
     return "; ".join(failed)
 
 
+def _headline(r: Result, name: str):
+    """acked and lost, or what the workload calls them (a message workload: published, lost_messages)."""
+    other = {"acked": "published", "lost": "lost_messages"}[name]
+    return r.metrics.get(name, r.metrics.get(other))
+
+
 def format_verify(results: list[Result]) -> str:
     rows = []
     for r in results:
-        rows.append((r.lab, r.scenario, r.mode, r.verdict, _value(r.metrics.get("acked")),
-                     _value(r.metrics.get("lost")), _value(r.metrics.get("unavailable_s")),
+        rows.append((r.lab, r.scenario, r.mode, r.verdict, _value(_headline(r, "acked")),
+                     _value(_headline(r, "lost")), _value(r.metrics.get("unavailable_s")),
                      _value(r.metrics.get("failover_s")), f"{r.duration_s:.1f}", deviations(r)))
     table = tabulate(rows, headers=["lab", "scenario", "mode", "verdict", "acked", "lost", "unavailable_s", "failover_s",
                                     "took_s", "deviation"], tablefmt="simple", disable_numparse=True,
                      maxcolwidths=[None] * 9 + [60])
     counts = {status: sum(r.status == status for r in results) for status in ("pass", "fail", "error", "skip")}
     total_s = sum(r.duration_s for r in results)
-    legend = ("unavailable_s: the longest any key waited for an acknowledgement after the fault (in the cluster: "
+    legend = ("acked, lost: writes acknowledged and lost (messaging: messages published and lost); "
+              "unavailable_s: the longest any key waited for an acknowledgement after the fault (in the cluster: "
               "the slowest shard); failover_s: fault to the servers' announcement of the new master; "
               "ERROR: the run could not measure (the deviation says why).")
     skipped = f", {counts['skip']} skipped (SKIP: this machine lacks what they need)" if counts["skip"] else ""
@@ -202,8 +209,12 @@ def verify_line(r: Result, style=lambda verdict: verdict) -> str:
         return f"{style('SKIP')}  {r.lab} {r.scenario} [{r.mode}]  not run: {r.error}"
     if r.errored:
         return f"{style('ERROR')} {r.lab} {r.scenario} [{r.mode}]  could not measure: {r.error} ({r.duration_s:.1f} s)"
-    line = (f"{style(r.verdict)}{' ' * (5 - len(r.verdict))} {r.lab} {r.scenario} [{r.mode}]  acked={_value(r.metrics.get('acked'))} "
-            f"lost={_value(r.metrics.get('lost'))} unavailable_s={_value(r.metrics.get('unavailable_s'))}")
+    if "acked" in r.metrics or "published" not in r.metrics:
+        counts = f"acked={_value(r.metrics.get('acked'))} lost={_value(r.metrics.get('lost'))}"
+    else:
+        counts = f"published={_value(r.metrics['published'])} lost_messages={_value(r.metrics.get('lost_messages'))}"
+    line = (f"{style(r.verdict)}{' ' * (5 - len(r.verdict))} {r.lab} {r.scenario} [{r.mode}]  {counts} "
+            f"unavailable_s={_value(r.metrics.get('unavailable_s'))}")
     if r.metrics.get("failover_s") is not None:
         line += f" failover_s={_value(r.metrics['failover_s'])}"
     line += f" ({r.duration_s:.1f} s)"

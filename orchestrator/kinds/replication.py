@@ -201,4 +201,5 @@ max_node_kept = fact_metric(
     "max_node_kept", "writes", "most of the before-fault acknowledged writes any one data node still holds",
     """After recovery, the writes acknowledged before the fault are read back (MGET) from every data
     node that answers; this is the largest count found on one node. 0 means every copy was wiped.""",
-    of="kind_facts", requires=frozenset({"replicaof"}), needs=("kill", "stop", "pause", "partition", "power_loss"))
+    of="kind_facts", workload="writes", requires=frozenset({"replicaof"}),
+    needs=("kill", "stop", "pause", "partition", "power_loss"))

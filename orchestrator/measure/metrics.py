@@ -22,13 +22,15 @@ def compute_metrics(obs: Observation, names=None) -> dict[str, float | int | Non
     return {m.name: m.compute(obs) for m in ordered_metrics() if wanted is None or m.name in wanted}
 
 
-def fact_metric(name: str, unit: str, short: str, method: str, of: str = "facts", **options):
+def fact_metric(name: str, unit: str, short: str, method: str, of: str = "facts", workload: str | None = None,
+                **options):
     """Register a figure the runner read from the servers into `Observation.facts.<name>` (or,
-    with of="kind_facts", into the kind's own facts); `method` says how, for `--explain`."""
+    with of="kind_facts", into the kind's own facts); `method` says how, for `--explain`. It
+    applies to every workload unless `workload` names the history it needs."""
     def compute(obs: Observation):
         return getattr(getattr(obs, of), name, None)
     compute.__name__, compute.__doc__ = name, method
-    return metric(name, unit, short, workload=None, **options)(compute)
+    return metric(name, unit, short, workload=workload, **options)(compute)
 
 
 server_load_s = fact_metric(

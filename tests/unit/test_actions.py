@@ -13,7 +13,8 @@ load_plugins()
 def test_registry_names():
     assert set(ACTIONS) == {"probe", "wait", "wait_for", "kill", "stop", "wipe_volume", "start",
                             "truncate_aof", "check_aof", "pause", "unpause", "partition", "heal", "promote",
-                            "reshard", "add_node", "rebalance", "power_loss"}
+                            "reshard", "add_node", "rebalance", "power_loss", "kill_consumer", "start_consumer",
+                            "pause_consumer", "resume_consumer"}
     for name, spec in ACTIONS.items():
         assert spec.name == name
         assert spec.summary

@@ -30,8 +30,8 @@ def test_off_a_terminal_each_phase_is_one_plain_line():
     assert out.getvalue().splitlines() == [
         "persistence kill-restart [rdb]: up",
         "persistence kill-restart [rdb]: step 1/5",
-        "persistence kill-restart [rdb]: read-back (9000 writes acknowledged)",
-        "persistence kill-restart [rdb]: teardown (9000 writes acknowledged)",
+        "persistence kill-restart [rdb]: read-back (9000 acknowledged)",
+        "persistence kill-restart [rdb]: teardown (9000 acknowledged)",
     ]
 
 
@@ -53,7 +53,7 @@ def test_a_single_run_status_shows_the_writes_acknowledged():
     ticks = itertools.count(0.0, 0.5)
     progress = Progress(total=1, stream=Pipe(), clock=lambda: next(ticks))
     progress.phase(0, "sentinel kill-master [aof-everysec]", "step 3/7: kill master", 4321)
-    assert progress.status().endswith("· 4321 writes acknowledged")
+    assert progress.status().endswith("· 4321 acknowledged")
 
 
 def test_verdict_colours_only_on_a_terminal_without_no_color(monkeypatch):
