@@ -1,4 +1,4 @@
-"""The cluster lab on real containers: every scenario once (two at a time, as `lab verify`
+"""The cluster lab on real containers: every scenario once (runs in parallel, as `lab verify`
 runs them), then assertions per shard, on the slot map, redirects and lost writes."""
 
 from __future__ import annotations

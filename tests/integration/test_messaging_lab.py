@@ -1,4 +1,4 @@
-"""The messaging lab on real containers: every scenario once (two at a time, as `lab verify`
+"""The messaging lab on real containers: every scenario once (runs in parallel, as `lab verify`
 runs them), then assertions on what the consumers recorded; and no consumer process outlives
 a run, whether it passes, fails at a step, or is interrupted with Ctrl-C."""
 
