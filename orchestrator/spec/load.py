@@ -79,9 +79,9 @@ def load_all_labs() -> list[Lab]:
 
 # ---------------------------------------------------------------- strict YAML
 
-class _StrictLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a mapping that gives one key twice (plain YAML keeps the
-    last value silently)."""
+class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """YAML's safe loader (libyaml's parser when PyYAML has it: about 5 times faster), refusing a
+    mapping that gives one key twice (plain YAML keeps the last value silently)."""
 
 
 def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
