@@ -10,8 +10,10 @@ from .style import CSS
 from .templating import compiled
 
 MODE_ORDER = ("none", "rdb", "aof-no", "aof-everysec", "aof-always", "rdb+aof")
-CELL_FIGURES = (  # (metric, label in the cell, unit suffix)
+CELL_FIGURES = (  # (metric, label in the cell, unit suffix); a result shows the ones it has
     ("lost", "lost", ""),
+    ("lost_messages", "lost", ""),
+    ("duplicates", "duplicates", ""),
     ("unavailable_s", "unavailable", " s"),
     ("failover_s", "failover", " s"),
 )

@@ -398,3 +398,12 @@ def test_the_figure_is_valid_for_plotly(make):
 
     fig = figure(render_run_page(make()))
     go.Figure(data=fig["data"], layout=fig["layout"])
+
+
+def test_index_cells_show_a_message_run_s_own_figures():
+    from orchestrator.htmlreport.index import cell_figures
+
+    messaging = {"status": "pass", "metrics": {"published": 5000, "lost_messages": 2200, "duplicates": 0}}
+    assert cell_figures(messaging) == "lost 2200 · duplicates 0"
+    writes = {"status": "pass", "metrics": {"lost": 0, "unavailable_s": 3.3, "failover_s": 2.7}}
+    assert cell_figures(writes) == "lost 0 · unavailable 3.3 s · failover 2.7 s"
