@@ -36,6 +36,7 @@ scenarios:
       - kill: master
       - start: master
       - wait_for: ready
+      - wait: 1s
       - probe: stop
     expect:
       lost: {{{bound}}}
