@@ -36,7 +36,7 @@ def _server(result, text: str) -> list[float]:
 def test_scenario_meets_its_expectation(results, scenario):
     result = results[scenario]
     assert result.passed, _deviations(result)
-    assert result.metrics["acked"] > 1000, "the probe barely wrote"
+    assert result.metrics["acked"] > 100, "the probe barely wrote"   # measured 1378-2089 on a busy host
 
 
 def test_kill_master_promotes_its_replica(results):

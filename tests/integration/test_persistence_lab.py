@@ -30,7 +30,9 @@ def _deviations(result) -> str:
 def test_scenario_meets_its_expectation(results, scenario, mode):
     result = results[(scenario, mode)]
     assert result.passed, _deviations(result)
-    assert result.metrics["acked_before_fault"] > 1000, "the probe barely wrote before the fault"
+    # A writing probe, not a rate: on this 2-core host with three labs at once 773-2089
+    # acknowledged writes before the fault (aof-always and WAIT the slowest).
+    assert result.metrics["acked_before_fault"] > 100, "the probe barely wrote before the fault"
 
 
 @pytest.mark.parametrize("mode", ["none", "rdb", "aof-no", "aof-everysec", "aof-always", "rdb+aof"])

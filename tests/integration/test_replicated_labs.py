@@ -49,7 +49,9 @@ def _master(result) -> str:
 def test_scenario_meets_its_expectation(results, lab, scenario):
     result = results[(lab, scenario)]
     assert result.passed, _deviations(result)
-    assert result.metrics["acked_before_fault"] > 1000, "the probe barely wrote before the fault"
+    # A writing probe, not a rate: on this 2-core host with three labs at once 773-2089
+    # acknowledged writes before the fault (aof-always and WAIT the slowest).
+    assert result.metrics["acked_before_fault"] > 100, "the probe barely wrote before the fault"
 
 
 def test_kill_master_promotes_a_replica_and_the_old_master_rejoins(results):
