@@ -284,6 +284,8 @@ def up(settings, lab, mode):
             shutil.rmtree(project_dir, ignore_errors=True)
             raise
     click.echo(f"lab {lab.name} is up (mode {mode}, image {run.image}); project in {project_dir}")
+    if handle.first_attempt:
+        click.echo(f"  (started a second time: the first start did not settle: {handle.first_attempt})")
     for node in topo.nodes:
         where = f"lab network {node.ip}, " if node.ip else ""
         volume = "" if node.is_sentinel else (f"volume {node.volume}" if node.volume else "no data volume")

@@ -141,6 +141,8 @@ class _Run:
             ctx = self.ctx = RunContext(self.topo, handle.runtime, self.kind, nodes=handle.nodes,
                                         workload=self.scenario.workload, mounts=handle.mounts)
             self.kind.start_events(ctx)
+            if handle.first_attempt:
+                ctx.event(f"lab started a second time: the first start did not settle ({handle.first_attempt})")
             ctx.event(f"lab up: {', '.join(n.name for n in self.topo.nodes)} ready ({self.topo.mode})")
             try:
                 ticker.start()

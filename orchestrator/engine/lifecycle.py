@@ -46,6 +46,7 @@ class LabHandle:
     nodes: ModuleType = field(default=redis_nodes)
     project_dir: Path | None = None
     mounts: dict = field(default_factory=dict)
+    first_attempt: str = ""    # why the first start did not settle, when the lab had to start twice
 
     def mount_filesystems(self) -> None:
         """Mount a power-loss filesystem for every node whose data directory needs one (before
@@ -118,14 +119,37 @@ def prepare(topo: Topology, project_dir: Path) -> LabHandle:
     return LabHandle(topo, LabRuntime(topo, render_project(topo, project_dir)), project_dir=project_dir)
 
 
-def bring_up(lab: LabHandle, kind) -> None:
+def bring_up(lab: LabHandle, kind, timeout_s: float = READY_TIMEOUT_S) -> None:
     """Mount the power-loss filesystems if the lab has any, start every node (compose starts them
     in parallel), wait until each answers, let the kind form the topology (`kind.form`) and wait
-    until it says it is settled. The caller owns cleanup: call `teardown(lab)` in a finally,
-    even if this raises."""
+    until it says it is settled. A lab whose nodes all answered but that did not settle (a
+    Sentinel failover during a slow start on a busy host, a replica that never synced) is
+    removed and started once more from nothing; `lab.first_attempt` then says why. Nothing of
+    a scenario has happened yet, so no measurement is affected. The caller owns cleanup: call
+    `teardown(lab)` in a finally, even if this raises."""
     lab.mount_filesystems()
     lab.runtime.up()
-    wait_ready(lab, kind)
+    try:
+        wait_ready(lab, kind, timeout_s)
+    except NotSettled as exc:
+        lab.first_attempt = str(exc)
+        _start_afresh(lab)
+        wait_ready(lab, kind, timeout_s)
+
+
+def _start_afresh(lab: LabHandle) -> None:
+    """Remove the lab's containers and volumes and its power-loss filesystems with what they
+    held, then start it again."""
+    lab.runtime.down()
+    lab.unmount_filesystems()
+    for node in lab.topo.mounted:
+        shutil.rmtree(lab.project_dir / node.data_mount, ignore_errors=True)
+    lab.mount_filesystems()
+    lab.runtime.up()
+
+
+class NotSettled(RuntimeFailure):
+    """Every node answered, but the lab did not reach the state a scenario starts from."""
 
 
 def wait_ready(lab: LabHandle, kind, timeout_s: float = READY_TIMEOUT_S) -> None:
@@ -141,7 +165,7 @@ def wait_ready(lab: LabHandle, kind, timeout_s: float = READY_TIMEOUT_S) -> None
                                  f"last log lines: {logs or '(none)'}")
     kind.form(lab)
     if not wait_until(lambda: kind.not_settled(lab) is None, timeout_s):
-        raise RuntimeFailure(f"lab {topo.lab} did not settle within {timeout_s:g} s: {kind.not_settled(lab)}",
+        raise NotSettled(f"lab {topo.lab} did not settle within {timeout_s:g} s: {kind.not_settled(lab)}",
                              "see `docker logs` of the nodes (`lab up` keeps the lab for a look)")
 
 

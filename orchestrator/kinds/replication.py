@@ -50,6 +50,14 @@ def replication_roles(ctx) -> dict[str, str]:
     return roles
 
 
+def _link_report(lab, node: Node) -> str:
+    """What a replica whose link is down says about it (INFO replication's own fields)."""
+    found = lab.nodes.info(node, "replication", timeout_s=0.5)
+    fields = ("master_link_status", "master_sync_in_progress", "master_link_down_since_seconds",
+              "master_last_io_seconds_ago")
+    return ", ".join(f"{f} {found[f]}" for f in fields if f in found) or "it no longer answers"
+
+
 class Replication(Replicated):
     name = "replication"
     summary = "a master and its replicas (REPLICAOF); failover is by hand"
@@ -84,8 +92,14 @@ class Replication(Replicated):
         master = lab.topo.data_nodes[0].name
         for node in lab.topo.data_nodes[1:]:
             state = lab.nodes.replication_of(node, lab.topo)
-            if state is None or not (state.role == "replica" and state.master == master and state.link_up):
-                return f"{node.name} is not yet in sync with {master}"
+            if state is None:
+                return f"{node.name} does not answer INFO replication"
+            if state.role != "replica":
+                return f"{node.name} says it is a master, not a replica of {master}"
+            if state.master != master:
+                return f"{node.name} replicates {state.master or 'an address outside the lab'}, not {master}"
+            if not state.link_up:
+                return f"{node.name} is not yet in sync with {master}: {_link_report(lab, node)}"
         return None
 
     # ------------------------------------------------------------ live: roles
