@@ -40,6 +40,12 @@ class RunContext:
         self.watch = None               # the kind's server-event source, while it runs
         self.mounts = mounts or {}      # power-loss filesystems by node name (engine/unsynced)
         self.fsyncs_at_start: tuple[float, int] | None = None   # (time, fsync calls) as the workload started
+        self.took_effect: float | None = None   # when the current step's fault happened, if it knows better than
+                                                # "when the step returned" (a kill: the container's exit)
+
+    def from_wall_clock(self, epoch_s: float) -> float:
+        """A wall-clock time stamp (Docker's) on this run's clock."""
+        return epoch_s - (time.time() - self.clock())
 
     def event(self, what: str, source: str = "tool", at: float | None = None) -> None:
         self.events.append(Event(t=(self.clock() if at is None else at) - self.t0, what=what, source=source))

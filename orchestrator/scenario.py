@@ -54,15 +54,17 @@ def run_steps(ctx: RunContext, scenario: Scenario, progress: Progress = _quiet) 
         if step.action != "probe":   # the workload says itself when it starts and stops
             ctx.event(step.describe())
         described = len(ctx.events) - 1
-        ctx.last_resolved = None
+        ctx.last_resolved = ctx.took_effect = None
         spec.func(ctx, **step.args)
         returned = ctx.clock()
+        # when the fault happened: the step's own record if it has one (within the step), else its return
+        effective = returned if ctx.took_effect is None else min(max(ctx.took_effect, invoked), returned)
         node = ctx.last_resolved
         if step.action != "probe" and node is not None and node.name not in ctx.events[described].what:
             # a role resolved when the step ran: say which node it was
             ctx.events[described] = replace(ctx.events[described], what=f"{ctx.events[described].what} ({node.name})")
         if spec.mark and spec.mark not in ctx.marks and _marks_the_workload(ctx, spec.mark, node):
-            ctx.marks[spec.mark] = (invoked, returned)
+            ctx.marks[spec.mark] = (invoked, effective)
             if spec.mark == RESTART:
                 ctx.restarted = node
 

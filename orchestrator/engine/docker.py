@@ -178,10 +178,12 @@ class LabRuntime:
     def _what(self, doing: str) -> str:
         return f"lab {self.topo.lab}: {doing}"
 
-    def up(self) -> None:
-        """Create the network, volumes and containers (in parallel) and start them."""
+    def up(self, nodes: list[Node] | None = None) -> None:
+        """Create the network, volumes and containers (in parallel) and start them: every node,
+        or only `nodes`."""
+        services = [n.name for n in nodes] if nodes is not None else None
         with _call(self._what("docker compose up"), f"the project is in {self.compose_file.parent}"):
-            self.docker.compose.up(detach=True, quiet=True, pull="never")
+            self.docker.compose.up(services, detach=True, quiet=True, pull="never")
 
     def kill(self, *nodes: Node) -> None:
         """SIGKILL the nodes' containers, in one docker call (all at once, as a power cut would)."""
@@ -282,6 +284,19 @@ class LabRuntime:
             except NoSuchContainer:
                 return "absent", None
         return state.status, state.exit_code
+
+    def exited_at(self, node: Node) -> float | None:
+        """When the node's container last exited, as Docker recorded it (State.FinishedAt, in
+        seconds since the epoch); None while it runs or if it never ran."""
+        with _call(self._what(f"inspecting {node.container}")):
+            try:
+                state = self.docker.container.inspect(node.container).state
+            except NoSuchContainer:
+                return None
+        finished = state.finished_at
+        if state.running or finished is None or finished.year < 2000:   # Docker's zero time: never exited
+            return None
+        return finished.timestamp()
 
     def logs(self, node: Node, tail: int | None = None, timestamps: bool = False) -> str:
         """The node's log ("" if there is none); with `timestamps`, each line starts with Docker's

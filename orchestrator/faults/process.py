@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from ..engine.poll import wait_until
 from ..engine.topology import ALL_DOWN
 from ..spec import Param, whole_seconds
 from ..spec.registry import FAULT, RESTART, action
 from .base import TARGET, inject, undo
 
+EXIT_WAIT_S = 5.0     # a SIGKILLed container is reported exited within milliseconds
+
 
 @action("kill", "SIGKILL a node's redis-server (a crash: no shutdown, no save)", params=(TARGET,), mark=FAULT)
 def kill(ctx, target):
+    """The fault takes effect when the server dies: the container's exit as Docker recorded it,
+    not when `docker kill` returned (on a busy host the CLI returns up to a second later)."""
     node = ctx.resolve(target)
     ctx.note_fault_target(node)
     ctx.runtime.kill(node)
     ctx.down.add(node.name)
+    exited: list[float] = []
+    if wait_until(lambda: exited.append(ctx.runtime.exited_at(node)) or exited[-1] is not None, EXIT_WAIT_S):
+        ctx.took_effect = ctx.from_wall_clock(exited[-1])
 
 
 @action("stop", "graceful shutdown: SIGTERM, Redis saves per its config and exits (SIGKILL after `timeout`, "

@@ -29,12 +29,13 @@ class Observation:
     ones and the kind's own dataclass) and the servers' events."""
 
     history: Any
-    marks: dict[str, tuple[float, float]]               # "fault"/"restart": (step invoked, step returned)
+    marks: dict[str, tuple[float, float]]               # "fault"/"restart": (step invoked, took effect)
     window: tuple[float, float | None] | None = None    # the workload's start and stop
     facts: ServerFacts = field(default_factory=ServerFacts)
     kind_facts: Any = None
     server_events: list[ServerEvent] = field(default_factory=list)
 
     def fault_time(self) -> float | None:
-        """When the first fault took effect (its step returned), or None without a fault."""
+        """When the first fault took effect, or None without a fault: a killed container's exit as
+        Docker recorded it, else when the fault's step returned."""
         return self.marks["fault"][1] if "fault" in self.marks else None

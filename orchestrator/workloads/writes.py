@@ -530,8 +530,8 @@ def _acked_before_fault(obs) -> list[int] | None:
 
 @metric("acked_before_fault", "writes", "writes acknowledged before the fault took effect")
 def acked_before_fault(obs):
-    """Count of +OK replies that completed before the fault step returned (a `docker kill`
-    takes some 20-30 ms, during which the server still acknowledges writes)."""
+    """Count of +OK replies that completed before the fault took effect: for a kill, the
+    container's exit as Docker recorded it; for other faults, when the step returned."""
     before = _acked_before_fault(obs)
     return None if before is None else len(before)
 

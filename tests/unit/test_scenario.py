@@ -16,11 +16,15 @@ from orchestrator.workloads.writes import FAIL, OK, Attempt, ReadBack, WriteHist
 
 
 class FakeRuntime:
-    def __init__(self):
+    def __init__(self, exited_at=None):
         self.calls = []
+        self.exit_time = exited_at      # what Docker says of a killed container's exit (epoch s)
 
     def kill(self, node):
         self.calls.append(("kill", node.name))
+
+    def exited_at(self, node):
+        return self.exit_time
 
     def stop(self, node, timeout_s):
         self.calls.append(("stop", node.name, timeout_s))
@@ -69,6 +73,15 @@ def test_run_steps_marks_the_first_fault_and_restart(ctx):
     assert [e.what for e in ctx.events] == ["kill master (redis-1)", "start master (redis-1)", "stop redis-1 5s",
                                             "wipe_volume master (redis-1)", "start master (redis-1)"]
     assert (ctx.facts.dataset_keys, ctx.facts.fault_target) == (42, "redis-1")   # read before the first fault only
+
+
+@pytest.mark.parametrize("exit_on_run_clock, effective", [(1.5, 1.5), (0.2, 1.0), (9.0, 3.0)])
+def test_a_kill_takes_effect_when_docker_says_the_container_exited(ctx, exit_on_run_clock, effective):
+    """Not when `docker kill` returned; an exit time outside the step (clocks apart) is held to it."""
+    ctx.runtime.exit_time = 1_700_000_000.0
+    ctx.from_wall_clock = lambda epoch_s: exit_on_run_clock if epoch_s == 1_700_000_000.0 else None
+    run_steps(ctx, _scenario(("kill", {"target": "master"})))
+    assert ctx.marks == {"fault": (1.0, effective)}      # invoked at 1, returned at 3
 
 
 def test_unknown_target_aborts(ctx):
