@@ -120,53 +120,60 @@ def prepare(topo: Topology, project_dir: Path) -> LabHandle:
 
 
 def bring_up(lab: LabHandle, kind, timeout_s: float = READY_TIMEOUT_S) -> None:
-    """Mount the power-loss filesystems if the lab has any, start every node (compose starts them
-    in parallel), wait until each answers, let the kind form the topology (`kind.form`) and wait
-    until it says it is settled. A lab whose nodes all answered but that did not settle (a
-    Sentinel failover during a slow start on a busy host, a replica that never synced) is
-    removed and started once more from nothing; `lab.first_attempt` then says why. Nothing of
-    a scenario has happened yet, so no measurement is affected. The caller owns cleanup: call
-    `teardown(lab)` in a finally, even if this raises."""
+    """Mount the power-loss filesystems if the lab has any, start the nodes stage by stage as the
+    kind orders them (compose starts each stage's nodes in parallel), wait until each answers,
+    let the kind form the topology (`kind.form`) and wait until it says it is settled. A lab
+    whose nodes all answered but that did not settle is removed and started once more from
+    nothing; `lab.first_attempt` then says why. Nothing of a scenario has happened yet, so no
+    measurement is affected. The caller owns cleanup: call `teardown(lab)` in a finally, even
+    if this raises."""
     lab.mount_filesystems()
-    lab.runtime.up()
     try:
-        wait_ready(lab, kind, timeout_s)
+        _start(lab, kind, timeout_s)
     except NotSettled as exc:
-        lab.first_attempt = str(exc)
-        _start_afresh(lab)
-        wait_ready(lab, kind, timeout_s)
+        lab.first_attempt = exc.message
+        _remove_for_a_new_start(lab)
+        try:
+            _start(lab, kind, timeout_s)
+        except NotSettled as again:
+            raise NotSettled(f"{again.message} (and on a first start: {lab.first_attempt})", again.hint) from None
 
 
-def _start_afresh(lab: LabHandle) -> None:
+def _start(lab: LabHandle, kind, timeout_s: float) -> None:
+    stages = kind.start_stages(lab.topo)
+    for stage in stages:
+        lab.runtime.up(stage if len(stages) > 1 else None)
+        wait_answering(lab, stage, timeout_s)
+    kind.form(lab)
+    if not wait_until(lambda: kind.not_settled(lab) is None, timeout_s):
+        raise NotSettled(f"lab {lab.topo.lab} did not settle within {timeout_s:g} s: {kind.not_settled(lab)}",
+                         "see `docker logs` of the nodes (`lab up` keeps the lab for a look)")
+
+
+def _remove_for_a_new_start(lab: LabHandle) -> None:
     """Remove the lab's containers and volumes and its power-loss filesystems with what they
-    held, then start it again."""
+    held, and mount fresh ones."""
     lab.runtime.down()
     lab.unmount_filesystems()
     for node in lab.topo.mounted:
         shutil.rmtree(lab.project_dir / node.data_mount, ignore_errors=True)
     lab.mount_filesystems()
-    lab.runtime.up()
 
 
 class NotSettled(RuntimeFailure):
     """Every node answered, but the lab did not reach the state a scenario starts from."""
 
 
-def wait_ready(lab: LabHandle, kind, timeout_s: float = READY_TIMEOUT_S) -> None:
-    """Every node answers; then whatever the kind still lacks (replicas in sync, Sentinels that
-    know each other, a formed cluster). Raises RuntimeFailure with the reason."""
-    topo, runtime = lab.topo, lab.runtime
-    for node in topo.nodes:
+def wait_answering(lab: LabHandle, nodes, timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Every one of `nodes` answers (and has loaded its data). Raises RuntimeFailure with the
+    container's state and last log lines of the first that does not."""
+    for node in nodes:
         if not wait_until(lambda: lab.nodes.is_ready(node), timeout_s):
-            state, code = runtime.state(node)
-            logs = runtime.logs(node, tail=5).strip().replace("\n", " | ")
+            state, code = lab.runtime.state(node)
+            logs = lab.runtime.logs(node, tail=5).strip().replace("\n", " | ")
             raise RuntimeFailure(f"{node.name} did not become ready within {timeout_s:g} s "
                                  f"(container {state}, exit code {code})",
                                  f"last log lines: {logs or '(none)'}")
-    kind.form(lab)
-    if not wait_until(lambda: kind.not_settled(lab) is None, timeout_s):
-        raise NotSettled(f"lab {topo.lab} did not settle within {timeout_s:g} s: {kind.not_settled(lab)}",
-                             "see `docker logs` of the nodes (`lab up` keeps the lab for a look)")
 
 
 @contextmanager

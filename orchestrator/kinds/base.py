@@ -137,6 +137,11 @@ class Kind:
 
     # ------------------------------------------------------------ live: bring-up
 
+    def start_stages(self, topo: Topology) -> list[list[Node]]:
+        """The nodes in the order they start: a stage starts once every node of the one before
+        answers. Default: all at once."""
+        return [list(topo.nodes)]
+
     def form(self, lab) -> None:
         """After every node answers: make the topology (e.g. create the cluster)."""
 

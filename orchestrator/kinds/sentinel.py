@@ -8,7 +8,7 @@ from collections import Counter
 from ..engine.topology import MASTER, OLD_MASTER, REDIS_PORT, REPLICA, SENTINEL, SENTINEL_PORT, Node, Setting, Topology
 from ..events import ChannelWatch, ServerEvent
 from ..spec import Param
-from ..spec.registry import register_kind
+from ..spec.registry import metric, register_kind
 from .base import WriteRoute
 from .replication import Replication
 
@@ -33,7 +33,7 @@ class Sentinel(Replication):
     name = "sentinel"
     summary = "a master, its replicas and Sentinels that fail over automatically"
     fields = Replication.fields + (Param("sentinels", "count", default=3, most=7), Param("sentinel", "any", default={}))
-    capabilities = frozenset({"network", "replicaof", "failover"})
+    capabilities = frozenset({"network", "replicaof", "failover", "sentinel"})
     roles = (MASTER, REPLICA, OLD_MASTER, SENTINEL)
 
     # ------------------------------------------------------------ the lab file
@@ -102,6 +102,12 @@ class Sentinel(Replication):
                 "  (it answers with the master's lab-network address; the list above says which node that is)"]
 
     # ------------------------------------------------------------ live
+
+    def start_stages(self, topo: Topology) -> list[list[Node]]:
+        """The data nodes first, the Sentinels once they answer. A Sentinel knows the replicas
+        from its file: started beside a master that is slow to start on a busy host, it counts
+        the master down after down-after-milliseconds and fails over before the lab began."""
+        return [list(topo.data_nodes), list(topo.sentinels)]
 
     def not_settled(self, lab) -> str | None:
         """The replicas are in sync, and every Sentinel sees the master, all its replicas and all
@@ -181,3 +187,30 @@ class Sentinel(Replication):
 
 
 SENTINEL_KIND = register_kind(Sentinel())
+
+
+# ------------------------------------------------------------------ Sentinel's own figures
+
+@metric("detection_s", "s", "Sentinel: fault to the first +odown (the master agreed down)",
+        requires=frozenset({"sentinel"}), workload=None)
+def detection_s(obs):
+    """From the fault taking effect to the first Sentinel's +odown (a quorum agrees the master is
+    down), read from the Sentinels' channel. Sentinel counts down-after-milliseconds from its
+    last unanswered PING, sent up to a second after the fault (PING every second), then asks
+    the others: about down-after + 0-1 s. None without a fault or an +odown."""
+    effective = obs.fault_time()
+    if effective is None:
+        return None
+    after = [e.at for e in obs.server_events if e.name == "+odown" and e.at >= effective]
+    return round(after[0] - effective, 3) if after else None
+
+
+@metric("election_rounds", "count", "Sentinel: leader elections the failover took; 2 or more: a split vote",
+        requires=frozenset({"sentinel"}), workload=None)
+def election_rounds(obs):
+    """Epochs in which Sentinels voted for a failover leader (+vote-for-leader <id> <epoch> on
+    the Sentinels' channel, distinct epochs). When two Sentinels reach +odown in the same
+    instant each votes for itself, nobody has a majority (-failover-abort-not-elected) and they
+    try again 2 x failover-timeout later, plus up to 1 s of random delay (sentinel.c): each
+    extra round adds about that to failover_s. 0 without a failover."""
+    return len({e.detail.split()[-1] for e in obs.server_events if e.name == "+vote-for-leader" and e.detail.split()})

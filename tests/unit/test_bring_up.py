@@ -16,8 +16,8 @@ class FakeRuntime:
     def __init__(self):
         self.calls = []
 
-    def up(self):
-        self.calls.append("up")
+    def up(self, nodes=None):
+        self.calls.append("up" if nodes is None else f"up {','.join(n.name for n in nodes)}")
 
     def down(self):
         self.calls.append("down")
@@ -35,11 +35,14 @@ class FakeKind:
     def __init__(self, runtime: FakeRuntime, settles_on: int | None):
         self.runtime, self.settles_on = runtime, settles_on
 
+    def start_stages(self, topo):
+        return [list(topo.nodes)]
+
     def form(self, lab):
         pass
 
     def not_settled(self, lab):
-        starts = self.runtime.calls.count("up")
+        starts = sum(1 for call in self.runtime.calls if call == "up" or call.startswith("up redis-1"))
         if self.settles_on is not None and starts >= self.settles_on:
             return None
         return f"redis-2 replicates redis-3, not redis-1 (start {starts})"
@@ -66,7 +69,7 @@ def test_a_lab_that_did_not_settle_is_removed_and_started_again(persistence_lab)
 
 def test_a_second_start_that_does_not_settle_either_is_the_error(persistence_lab):
     lab = _handle(persistence_lab)
-    with pytest.raises(NotSettled, match=r"\(start 2\)"):
+    with pytest.raises(NotSettled, match=r"\(start 2\) \(and on a first start: .*\(start 1\)\)"):
         bring_up(lab, FakeKind(lab.runtime, settles_on=None), timeout_s=0.2)
     assert lab.runtime.calls == ["up", "down", "up"]
 
@@ -77,3 +80,23 @@ def test_nodes_that_never_answer_are_not_started_again(persistence_lab):
         bring_up(lab, FakeKind(lab.runtime, settles_on=1), timeout_s=0.2)
     assert not isinstance(failure.value, NotSettled)
     assert lab.runtime.calls == ["up"]
+
+
+class StagedKind(FakeKind):
+    def start_stages(self, topo):
+        return [topo.nodes[:1], topo.nodes[1:]]
+
+
+def test_stages_start_one_after_the_other(sentinel_lab):
+    topo = derive_topology(sentinel_lab, "aof-everysec", run_id="t1", image="redis:7.2")
+    lab = LabHandle(topo, FakeRuntime(), nodes=types.SimpleNamespace(is_ready=lambda node: True))
+    bring_up(lab, StagedKind(lab.runtime, settles_on=1), timeout_s=0.2)
+    assert lab.runtime.calls == ["up redis-1", "up " + ",".join(n.name for n in topo.nodes[1:])]
+
+
+def test_sentinels_start_after_the_data_nodes(sentinel_lab):
+    from orchestrator.kinds import kind_of
+    topo = derive_topology(sentinel_lab, "aof-everysec", run_id="t1", image="redis:7.2")
+    stages = kind_of(sentinel_lab).start_stages(topo)
+    assert [[n.name for n in stage] for stage in stages] == [["redis-1", "redis-2", "redis-3"],
+                                                             ["sentinel-1", "sentinel-2", "sentinel-3"]]

@@ -12,7 +12,7 @@ from orchestrator.measure.observation import Observation
 from orchestrator.spec import KINDS, METRICS, load_plugins
 from orchestrator.workloads.writes import FAIL, INFO, OK, Attempt, ReadBack, lost_window_s
 
-from .observations import write_observation
+from .observations import switch, write_observation
 
 load_plugins()
 
@@ -176,3 +176,41 @@ def test_promotions_name_each_failover_once(sentinel_lab):
     won = [ServerEvent(4.0, "redis-5", "new configEpoch", "configEpoch set to 7 after successful failover",
                        promotes="redis-5")]
     assert promotions(observe(won)) == ["redis-5 (won the election)"]
+
+
+def _sentinel(at: float, name: str, detail: str, source: str = "sentinel-1") -> ServerEvent:
+    return ServerEvent(at=at, source=source, name=name, detail=detail)
+
+
+SPLIT_VOTE = [   # times as measured in a split vote (lab verify, sentinel kill-master), fault at 1.20
+    _sentinel(3.90, "+sdown", "master mymaster redis-1 6379", "sentinel-2"),
+    _sentinel(4.006, "+odown", "master mymaster 10.213.198.11 6379 #quorum 3/2", "sentinel-3"),
+    _sentinel(4.006, "+vote-for-leader", "b30547ed6c61cbecc17fadd1c83d7089475eadde 1", "sentinel-3"),
+    _sentinel(4.007, "+odown", "master mymaster 10.213.198.11 6379 #quorum 3/2", "sentinel-1"),
+    _sentinel(4.008, "+vote-for-leader", "cb5274317a395c48867f73df5fe965171cd044fd 1", "sentinel-1"),
+    _sentinel(4.008, "+vote-for-leader", "8e7303fc33714639f24654b514f5571e9b51037b 1", "sentinel-2"),
+    _sentinel(9.165, "-failover-abort-not-elected", "master mymaster 10.213.198.11 6379"),
+    _sentinel(14.144, "+vote-for-leader", "cb5274317a395c48867f73df5fe965171cd044fd 2"),
+    _sentinel(14.152, "+vote-for-leader", "cb5274317a395c48867f73df5fe965171cd044fd 2", "sentinel-3"),
+    switch(14.516, SWITCH, "sentinel-3", "redis-2", "redis-1"),
+]
+
+
+def test_a_split_vote_is_two_election_rounds_and_detection_ends_at_the_first_odown():
+    obs = write_observation(HISTORY, marks={"fault": FAULT}, events=SPLIT_VOTE)
+    metrics = compute_metrics(obs, ["detection_s", "election_rounds", "failover_s"])
+    assert metrics == {"detection_s": 2.806, "election_rounds": 2, "failover_s": 13.316}
+
+
+def test_one_round_and_no_failover_at_all():
+    one_round = [e for e in SPLIT_VOTE if e.at < 9 and not (e.name == "+vote-for-leader" and e.source != "sentinel-3")]
+    obs = write_observation(HISTORY, marks={"fault": FAULT}, events=one_round)
+    assert compute_metrics(obs, ["election_rounds"]) == {"election_rounds": 1}
+    quiet = write_observation(HISTORY, marks={}, events=[])
+    assert compute_metrics(quiet, ["detection_s", "election_rounds"]) == {"detection_s": None, "election_rounds": 0}
+
+
+def test_sentinel_figures_apply_to_sentinel_labs_only():
+    assert "sentinel" in KINDS["sentinel"].capabilities
+    assert METRICS["election_rounds"].applies(KINDS["replication"].capabilities, "writes", lambda a: True)
+    assert METRICS["detection_s"].applies(KINDS["cluster"].capabilities, "writes", lambda a: True)
