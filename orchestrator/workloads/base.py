@@ -10,10 +10,19 @@ messages produced and consumed; an external program's is the attempts it reports
 
 from __future__ import annotations
 
+import traceback
 from typing import Any, ClassVar, Mapping
 
 from ..events import Event
 from ..spec import Bound, Param
+
+
+def death_report(what: str, exc: BaseException) -> str:
+    """`what` died with `exc`: the exception and the line of code that raised it, for a
+    workload thread's failure (which makes the run an ERROR)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" ({frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
+    return f"{what}: {type(exc).__name__}: {exc}{where}"
 
 
 class Workload:

@@ -30,9 +30,8 @@ import shutil
 import tempfile
 import threading
 import time
-import traceback
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from ..engine.topology import MASTER
 from ..events import ClockOffset, Event, log_events
@@ -41,7 +40,7 @@ from ..spec.registry import metric, register_workload
 from ._consumers import ConsumerPool, program_argv
 from ._delivery import (OK, PUBSUB, STREAM, MessageHistory, Publish, StreamFacts, bucket_counts, consumer_rows,
                         undelivered)
-from .base import Workload
+from .base import Workload, death_report
 from .writes import fault_windows
 
 RETRY_PAUSE_S = 0.01          # after a failed attempt: outage figures have this resolution
@@ -108,8 +107,7 @@ class Producer:
         try:
             self._loop()
         except BaseException as exc:  # noqa: BLE001 - whatever ends the thread makes the run an ERROR
-            self.failure = (f"the producer died at message {len(self._records) + 1}: {type(exc).__name__}: {exc} "
-                            f"({traceback.format_exc(limit=3).strip().splitlines()[-3]})")
+            self.failure = death_report(f"the producer died at message {len(self._records) + 1}", exc)
 
     def _loop(self) -> None:
         clock, record, stop = self._clock, self._records.append, self._stop
@@ -707,12 +705,7 @@ def published_per_s(obs):
 def final_published_per_s(obs):
     """Acknowledged PUBLISH/XADD per second over the last second before the producer was
     stopped. A run whose producer was not publishing at its end did not measure recovery."""
-    history = _history(obs)
-    if history is None or history.stopped_at is None:
-        return None
-    end = history.stopped_at
-    count = sum(1 for p in history.publishes if p.outcome == OK and end - FINAL_WINDOW_S <= p.completed <= end)
-    return round(count / FINAL_WINDOW_S, 1)
+    return _final_rate(obs, lambda history: (p.completed for p in history.publishes if p.outcome == OK))
 
 
 @metric("final_delivered_per_s", "messages/s", "consumers' receipts over the producer's last second (0: not receiving)",
@@ -720,12 +713,17 @@ def final_published_per_s(obs):
 def final_delivered_per_s(obs):
     """Deliveries the consumers recorded per second over the last second before the producer was
     stopped. A run whose consumers were not receiving at its end did not measure recovery."""
+    return _final_rate(obs, lambda history: (d.at for d in history.deliveries))
+
+
+def _final_rate(obs, times: Callable[[MessageHistory], Iterable[float]]) -> float | None:
+    """Per second, the `times` of the history within the last FINAL_WINDOW_S before the
+    producer was stopped; None if it never stopped."""
     history = _history(obs)
     if history is None or history.stopped_at is None:
         return None
     end = history.stopped_at
-    count = sum(1 for d in history.deliveries if end - FINAL_WINDOW_S <= d.at <= end)
-    return round(count / FINAL_WINDOW_S, 1)
+    return round(sum(1 for t in times(history) if end - FINAL_WINDOW_S <= t <= end) / FINAL_WINDOW_S, 1)
 
 
 @metric("fail_delivered", "messages", "messages recorded as refused that a consumer received (must be 0)",

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import threading
 import time
-import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
@@ -31,7 +30,7 @@ from typing import Callable
 from ..events import Event
 from ..spec import Bound, Param, parse_duration
 from ..spec.registry import metric, register_workload
-from .base import Workload
+from .base import Workload, death_report
 
 OK, FAIL, INFO = "ok", "fail", "info"
 RETRY_PAUSE_S = 0.01
@@ -151,8 +150,7 @@ class Probe:
         try:
             self._write_loop()
         except BaseException as exc:  # noqa: BLE001 - whatever ends the thread makes the run an ERROR
-            self.failure = (f"the probe's write loop died at attempt {len(self._records) + 1}: "
-                            f"{type(exc).__name__}: {exc} ({traceback.format_exc(limit=3).strip().splitlines()[-3]})")
+            self.failure = death_report(f"the probe's write loop died at attempt {len(self._records) + 1}", exc)
 
     def _write_loop(self) -> None:
         clock, record, stop = self._clock, self._records.append, self._stop

@@ -110,19 +110,19 @@ def _single_series_timeline(result: dict, window: dict) -> dict:
 
 def sentinel_result() -> dict:
     """`lab failover`: Sentinel kill-master, PASS, nothing lost."""
-    result = _add_common(_load("sentinel-kill-master.json"), metric_info())
-    window = {"from": _event_t(result, "kill master", "tool"),
-              "to": _event_t(result, "start old-master", "tool"),
-              "what": "redis-1 killed (SIGKILL) until started again"}
-    result["timeline"] = _single_series_timeline(result, window)
-    return result
+    return _killed_until_started("sentinel-kill-master.json", "start old-master")
 
 
 def persistence_result() -> dict:
     """Persistence kill-restart in mode rdb: PASS, about 9300 acknowledged writes lost."""
-    result = _add_common(_load("persistence-kill-restart-rdb.json"), metric_info())
+    return _killed_until_started("persistence-kill-restart-rdb.json", "start master")
+
+
+def _killed_until_started(recorded: str, start_step: str) -> dict:
+    """A recorded single-series run whose fault window runs from `kill master` to `start_step`."""
+    result = _add_common(_load(recorded), metric_info())
     window = {"from": _event_t(result, "kill master", "tool"),
-              "to": _event_t(result, "start master", "tool"),
+              "to": _event_t(result, start_step, "tool"),
               "what": "redis-1 killed (SIGKILL) until started again"}
     result["timeline"] = _single_series_timeline(result, window)
     return result

@@ -13,6 +13,7 @@ from orchestrator.engine.lifecycle import RunSettings
 from orchestrator.engine.topology import LABEL_LAB
 from orchestrator.errors import LabError
 from orchestrator.image import resolve_image
+from orchestrator.report import deviations
 
 # Away from the default 7100 so a lab a developer keeps running does not collide.
 PORT_BASE = int(os.environ.get("LAB_TEST_PORT_BASE", "7300"))
@@ -91,3 +92,8 @@ def verified(settings) -> list:
     assert resources_of_tested_labs() == before, "runs left containers, networks or volumes behind"
     assert "fuse.unsynced" not in open("/proc/mounts").read(), "a power-loss filesystem stayed mounted"
     return done
+
+
+def why_not_passed(result) -> str:
+    """A failed assertion's message: the report's own deviations and the probe's errors by kind."""
+    return "; ".join(filter(None, [deviations(result), f"errors by kind: {result.error_kinds}"]))

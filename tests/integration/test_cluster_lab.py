@@ -10,7 +10,7 @@ from orchestrator.cli import cli
 from orchestrator.spec import load_lab
 from orchestrator.suite import plan
 
-from .conftest import PORT_BASE
+from .conftest import PORT_BASE, why_not_passed
 
 LAB = load_lab("cluster")
 SCENARIOS = list(LAB.scenarios)
@@ -23,11 +23,6 @@ def results(verified):
     return {r.scenario: r for r in done}
 
 
-def _deviations(result) -> str:
-    failed = [f"{c.metric}={c.observed} expected {c.bound}" for c in result.checks if not c.passed]
-    return "; ".join(failed + ([result.error] if result.error else []) + [f"errors by kind: {result.error_kinds}"])
-
-
 def _server(result, text: str) -> list[float]:
     return [e.t for e in result.events if e.source == "server" and text in e.what]
 
@@ -35,7 +30,7 @@ def _server(result, text: str) -> list[float]:
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_scenario_meets_its_expectation(results, scenario):
     result = results[scenario]
-    assert result.passed, _deviations(result)
+    assert result.passed, why_not_passed(result)
     assert result.metrics["acked"] > 100, "the probe barely wrote"   # measured 1378-2089 on a busy host
 
 

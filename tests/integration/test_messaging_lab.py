@@ -21,7 +21,7 @@ from orchestrator.spec import load_lab
 from orchestrator.suite import plan
 from orchestrator.workloads._consumers import PROGRAM
 
-from .conftest import PORT_BASE, lab_resources
+from .conftest import PORT_BASE, lab_resources, why_not_passed
 
 LAB = load_lab("messaging")
 RUNS = [scenario for _, scenario, _ in plan([LAB])]
@@ -96,11 +96,6 @@ def results(verified):
     return {r.scenario: r for r in verified if r.lab == "messaging"}
 
 
-def _deviations(result) -> str:
-    failed = [f"{c.metric}={c.observed} expected {c.bound}" for c in result.checks if not c.passed]
-    return "; ".join(failed + ([result.error] if result.error else []))
-
-
 def _tool(result, text: str) -> float:
     return next(e.t for e in result.events if e.source == "tool" and e.what.startswith(text))
 
@@ -112,7 +107,7 @@ def _client(result, text: str) -> list[float]:
 @pytest.mark.parametrize("scenario", RUNS)
 def test_scenario_meets_its_expectation(results, scenario):
     result = results[scenario]
-    assert result.passed, _deviations(result)
+    assert result.passed, why_not_passed(result)
     m = result.metrics
     # The producer paces itself (tests/unit: test_producer_keeps_its_rate) and never outruns
     # the rate asked; how close it gets depends on the host: 113-1000 msg/s before the fault

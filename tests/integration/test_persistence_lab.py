@@ -8,7 +8,7 @@ import pytest
 from orchestrator.spec import load_lab
 from orchestrator.suite import plan
 
-
+from .conftest import why_not_passed
 
 LAB = load_lab("persistence")
 RUNS = [(scenario, mode) for _, scenario, mode in plan([LAB])]
@@ -22,14 +22,10 @@ def results(verified):
     return {(r.scenario, r.mode): r for r in done}
 
 
-def _deviations(result) -> str:
-    return "; ".join(f"{c.metric}={c.observed} expected {c.bound}" for c in result.checks if not c.passed)
-
-
 @pytest.mark.parametrize("scenario,mode", RUNS, ids=[f"{s}[{m}]" for s, m in RUNS])
 def test_scenario_meets_its_expectation(results, scenario, mode):
     result = results[(scenario, mode)]
-    assert result.passed, _deviations(result)
+    assert result.passed, why_not_passed(result)
     # A writing probe, not a rate: on this 2-core host with three labs at once 773-2089
     # acknowledged writes before the fault (aof-always and WAIT the slowest).
     assert result.metrics["acked_before_fault"] > 100, "the probe barely wrote before the fault"

@@ -12,7 +12,7 @@ from orchestrator.cli import cli
 from orchestrator.spec import load_lab
 from orchestrator.suite import plan
 
-from .conftest import PORT_BASE
+from .conftest import PORT_BASE, why_not_passed
 
 LABS = [load_lab("sentinel"), load_lab("replication")]
 RUNS = [(lab.name, scenario) for lab, scenario, _ in plan(LABS)]
@@ -23,11 +23,6 @@ def results(verified):
     """This lab's runs of the one verify-like run of every lab (conftest.verified)."""
     done = [r for r in verified if r.lab in ("sentinel", "replication")]
     return {(r.lab, r.scenario): r for r in done}
-
-
-def _deviations(result) -> str:
-    failed = [f"{c.metric}={c.observed} expected {c.bound}" for c in result.checks if not c.passed]
-    return "; ".join(failed + ([result.error] if result.error else []) + [f"errors by kind: {result.error_kinds}"])
 
 
 def _server(result, name: str, about: str = "") -> list[float]:
@@ -48,7 +43,7 @@ def _master(result) -> str:
 @pytest.mark.parametrize("lab,scenario", RUNS, ids=[f"{lab}-{s}" for lab, s in RUNS])
 def test_scenario_meets_its_expectation(results, lab, scenario):
     result = results[(lab, scenario)]
-    assert result.passed, _deviations(result)
+    assert result.passed, why_not_passed(result)
     # A writing probe, not a rate: on this 2-core host with three labs at once 773-2089
     # acknowledged writes before the fault (aof-always and WAIT the slowest).
     assert result.metrics["acked_before_fault"] > 100, "the probe barely wrote before the fault"
