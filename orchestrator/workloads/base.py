@@ -10,8 +10,10 @@ messages produced and consumed; an external program's is the attempts it reports
 
 from __future__ import annotations
 
+import threading
+import time
 import traceback
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 from ..events import Event
 from ..spec import Bound, Param
@@ -23,6 +25,65 @@ def death_report(what: str, exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" ({frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
     return f"{what}: {type(exc).__name__}: {exc}{where}"
+
+
+def close_quietly(writer) -> None:
+    """Close a writer whose connection may be broken: it is dropped either way."""
+    try:
+        writer.close()
+    except Exception:  # noqa: BLE001 - a broken connection may fail to close
+        pass
+
+
+class AttemptLoop:
+    """A thread that makes attempts through `connect()`'s writer and records each one (the write
+    probe, the message producer): started and stopped once, with a failure if it died or never
+    tried. `classify(exc, connecting)` gives the outcome and kind of an attempt that raised.
+    A subclass gives `_loop` and its words for what it is and what it counts."""
+
+    what: ClassVar[str]           # "probe": its thread's name, and the subject of its failures
+    died: ClassVar[str]           # "the probe's write loop died at attempt" (followed by the number)
+
+    def __init__(self, connect: Callable[[], object], classify: Callable[[BaseException, bool], tuple[str, str]],
+                 clock: Callable[[], float] = time.monotonic):
+        self._connect, self._classify, self._clock = connect, classify, clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._records: list[tuple] = []
+        self.connections: list[tuple[float, int]] = []   # (monotonic time, port) of each connect
+        self.started_at: float | None = None
+        self.stopped_at: float | None = None
+        self.failure: str | None = None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError(f"{self.what} already started")
+        self.started_at = self._clock()
+        self._thread = threading.Thread(target=self._run, name=self.what, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is None or self.stopped_at is not None:
+            return
+        self.stopped_at = self._clock()
+        self._stop.set()
+        self._thread.join()
+        if self.failure is None and not self._records:
+            self.failure = f"the {self.what} made no attempt at all"
+
+    @property
+    def endpoint(self) -> int | None:
+        """The host port of the last connection made."""
+        return self.connections[-1][1] if self.connections else None
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # noqa: BLE001 - whatever ends the thread makes the run an ERROR
+            self.failure = death_report(f"{self.died} {len(self._records) + 1}", exc)
+
+    def _loop(self) -> None:
+        raise NotImplementedError
 
 
 class Workload:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -40,7 +39,7 @@ from ..spec.registry import metric, register_workload
 from ._consumers import ConsumerPool, program_argv
 from ._delivery import (OK, PUBSUB, STREAM, MessageHistory, Publish, StreamFacts, bucket_counts, consumer_rows,
                         undelivered)
-from .base import Workload, death_report
+from .base import AttemptLoop, Workload, close_quietly
 from .writes import fault_windows
 
 RETRY_PAUSE_S = 0.01          # after a failed attempt: outage figures have this resolution
@@ -61,53 +60,25 @@ def consumer_names(count: int) -> list[str]:
 
 # ------------------------------------------------------------------ the producer
 
-class Producer:
+class Producer(AttemptLoop):
     """Sends `message(seq)` (a command's arguments) at `rate` per second through the raw
     connection of `connect()`'s writer, and records every attempt. A producer that fell behind
     (a slow reply, a busy host) catches up at most CATCH_UP_S of its schedule at once, so an
     outage is not followed by a burst."""
 
+    what = "producer"
+    died = "the producer died at message"
+
     def __init__(self, connect: Callable[[], object], classify: Callable[[BaseException, bool], tuple[str, str]],
                  message: Callable[[int], tuple], rate: float, clock: Callable[[], float] = time.monotonic):
-        self._connect, self._classify, self._message = connect, classify, message
+        super().__init__(connect, classify, clock)
+        self._message = message
         self._interval = 1.0 / rate
-        self._clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._records: list[tuple] = []
-        self.connections: list[tuple[float, int]] = []
-        self.started_at: float | None = None
-        self.stopped_at: float | None = None
-        self.failure: str | None = None
         self.published = 0
-
-    def start(self) -> None:
-        self.started_at = self._clock()
-        self._thread = threading.Thread(target=self._run, name="producer", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread is None or self.stopped_at is not None:
-            return
-        self.stopped_at = self._clock()
-        self._stop.set()
-        self._thread.join()
-        if self.failure is None and not self._records:
-            self.failure = "the producer made no attempt at all"
-
-    @property
-    def endpoint(self) -> int | None:
-        return self.connections[-1][1] if self.connections else None
 
     @property
     def publishes(self) -> list[Publish]:
         return [Publish(*r) for r in self._records]
-
-    def _run(self) -> None:
-        try:
-            self._loop()
-        except BaseException as exc:  # noqa: BLE001 - whatever ends the thread makes the run an ERROR
-            self.failure = death_report(f"the producer died at message {len(self._records) + 1}", exc)
 
     def _loop(self) -> None:
         clock, record, stop = self._clock, self._records.append, self._stop
@@ -138,18 +109,12 @@ class Producer:
             except Exception as exc:  # noqa: BLE001 - every exception is an attempt
                 outcome, kind = self._classify(exc, False)
                 record((seq, invoked, clock(), outcome, kind, ""))
-                _close_quietly(writer)
+                close_quietly(writer)
                 writer = None
             stop.wait(RETRY_PAUSE_S)
         if writer is not None:
-            _close_quietly(writer)
+            close_quietly(writer)
 
-
-def _close_quietly(writer) -> None:
-    try:
-        writer.close()
-    except Exception:  # noqa: BLE001 - a broken connection may fail to close; it is dropped either way
-        pass
 
 
 def _text(value) -> str:
@@ -251,7 +216,7 @@ class Messages(Workload):
             writer.connection.send_command("XGROUP", "CREATE", self.key, self.group, "$", "MKSTREAM")
             writer.connection.read_response()
         finally:
-            _close_quietly(writer)
+            close_quietly(writer)
 
     def _message(self, seq: int) -> tuple:
         if self.transport == PUBSUB:

@@ -21,7 +21,6 @@ fail key is read back: `lost` are ok keys missing, `indeterminate` info keys pre
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from typing import Callable
 from ..events import Event
 from ..spec import Bound, Param, parse_duration
 from ..spec.registry import metric, register_workload
-from .base import Workload, death_report
+from .base import AttemptLoop, Workload, close_quietly
 
 OK, FAIL, INFO = "ok", "fail", "info"
 RETRY_PAUSE_S = 0.01
@@ -98,45 +97,23 @@ def batches(items: list, size: int):
 
 # ------------------------------------------------------------------ the probe
 
-class Probe:
+class Probe(AttemptLoop):
     """Writes distinct keys with known values through `connect()`'s writer and records every
     attempt. `classify(exc, connecting)` gives the outcome and kind of an attempt that raised."""
 
+    what = "probe"
+    died = "the probe's write loop died at attempt"
+
     def __init__(self, connect: Callable[[], object], classify: Callable[[BaseException, bool], tuple[str, str]],
                  run_id: str, clock: Callable[[], float] = time.monotonic):
-        self._connect = connect
-        self._classify = classify
+        super().__init__(connect, classify, clock)
         self._run_id = run_id
-        self._clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._records: list[tuple] = []
-        self.connections: list[tuple[float, int]] = []   # (monotonic time, port) of each connect
-        self.started_at: float | None = None
-        self.stopped_at: float | None = None
-        self.failure: str | None = None
         self.acked = 0          # acknowledged so far (for the progress line)
 
     def value_for(self, seq: int) -> str:
         return f"{self._run_id}:{seq}"
 
     key_for = staticmethod(key_for)
-
-    def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("probe already started")
-        self.started_at = self._clock()
-        self._thread = threading.Thread(target=self._run, name="probe", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread is None:
-            return
-        self.stopped_at = self._clock()
-        self._stop.set()
-        self._thread.join()
-        if self.failure is None and not self._records:
-            self.failure = "the probe made no attempt at all"
 
     @property
     def running(self) -> bool:
@@ -146,13 +123,7 @@ class Probe:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def _run(self) -> None:
-        try:
-            self._write_loop()
-        except BaseException as exc:  # noqa: BLE001 - whatever ends the thread makes the run an ERROR
-            self.failure = death_report(f"the probe's write loop died at attempt {len(self._records) + 1}", exc)
-
-    def _write_loop(self) -> None:
+    def _loop(self) -> None:
         clock, record, stop = self._clock, self._records.append, self._stop
         writer = None
         seq = 0
@@ -177,11 +148,11 @@ class Probe:
                 outcome, kind = self._classify(exc, False)
                 record((seq, invoked, clock(), outcome, kind))
                 if writer.reconnect_after_error or kind.startswith("unexpected"):
-                    _close_quietly(writer)
+                    close_quietly(writer)
                     writer = None
             stop.wait(RETRY_PAUSE_S)
         if writer is not None:
-            _close_quietly(writer)
+            close_quietly(writer)
 
     @property
     def attempts(self) -> list[Attempt]:
@@ -210,12 +181,6 @@ def read_back(attempts: list[Attempt], reader, key_of: Callable[[int], str],
         keys_checked=len(attempts),
     )
 
-
-def _close_quietly(writer) -> None:
-    try:
-        writer.close()
-    except Exception:  # noqa: BLE001 - a broken client may fail to close; it is dropped either way
-        pass
 
 
 def _text(value) -> str:
@@ -286,7 +251,7 @@ class Writes(Workload):
 
     @property
     def endpoint(self) -> int | None:
-        return self.probe.connections[-1][1] if self.probe and self.probe.connections else None
+        return self.probe.endpoint if self.probe else None
 
     @property
     def acked_so_far(self) -> int | None:
