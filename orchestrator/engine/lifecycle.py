@@ -153,8 +153,7 @@ def _start(lab: LabHandle, kind, timeout_s: float) -> None:
 def _remove_for_a_new_start(lab: LabHandle) -> None:
     """Remove the lab's containers and volumes and its power-loss filesystems with what they
     held, and mount fresh ones."""
-    lab.runtime.down()
-    lab.unmount_filesystems()
+    teardown(lab)
     for node in lab.topo.mounted:
         shutil.rmtree(lab.project_dir / node.data_mount, ignore_errors=True)
     lab.mount_filesystems()

@@ -162,6 +162,7 @@ class Replication:
     master: str | None         # for a replica: the node it replicates (its name)
     link_up: bool              # for a replica: master_link_status:up
     offset: int                # master_repl_offset (master) / slave_repl_offset (replica)
+    link_report: str = ""      # for a replica: INFO's own words on its link (status, sync, down since, last I/O)
 
 
 def replication_of(node: Node, topo: Topology, timeout_s: float = 0.5) -> Replication | None:
@@ -172,7 +173,12 @@ def replication_of(node: Node, topo: Topology, timeout_s: float = 0.5) -> Replic
     if state.get("role") == "master":
         return Replication(node.name, "master", None, False, int(state.get("master_repl_offset", 0)))
     return Replication(node.name, "replica", topo.name_of(str(state.get("master_host"))),
-                       state.get("master_link_status") == "up", int(state.get("slave_repl_offset", 0) or 0))
+                       state.get("master_link_status") == "up", int(state.get("slave_repl_offset", 0) or 0),
+                       ", ".join(f"{f} {state[f]}" for f in _LINK_FIELDS if f in state))
+
+
+_LINK_FIELDS = ("master_link_status", "master_sync_in_progress", "master_link_down_since_seconds",
+                "master_last_io_seconds_ago")
 
 
 def replication_states(topo: Topology, nodes: list[Node] | None = None) -> dict[str, Replication]:

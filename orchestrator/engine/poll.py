@@ -16,3 +16,14 @@ def wait_until(condition, timeout_s: float, interval_s: float = POLL_INTERVAL_S)
         return bool(retrying(condition))
     except RetryError:
         return False
+
+
+def first_value(ask, timeout_s: float, interval_s: float = POLL_INTERVAL_S):
+    """Poll `ask()` every `interval_s` until it returns something other than None, and return
+    that; None after `timeout_s`."""
+    retrying = Retrying(stop=stop_after_delay(timeout_s), wait=wait_fixed(interval_s),
+                        retry=retry_if_result(lambda value: value is None))
+    try:
+        return retrying(ask)
+    except RetryError:
+        return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..engine.poll import wait_until
+from ..engine.poll import first_value
 from ..engine.topology import ALL_DOWN
 from ..spec import Param, whole_seconds
 from ..spec.registry import FAULT, RESTART, action
@@ -19,9 +19,9 @@ def kill(ctx, target):
     ctx.note_fault_target(node)
     ctx.runtime.kill(node)
     ctx.down.add(node.name)
-    exited: list[float] = []
-    if wait_until(lambda: exited.append(ctx.runtime.exited_at(node)) or exited[-1] is not None, EXIT_WAIT_S):
-        ctx.took_effect = ctx.from_wall_clock(exited[-1])
+    exited = first_value(lambda: ctx.runtime.exited_at(node), EXIT_WAIT_S)
+    if exited is not None:
+        ctx.took_effect = ctx.from_wall_clock(exited)
 
 
 @action("stop", "graceful shutdown: SIGTERM, Redis saves per its config and exits (SIGKILL after `timeout`, "

@@ -50,14 +50,6 @@ def replication_roles(ctx) -> dict[str, str]:
     return roles
 
 
-def _link_report(lab, node: Node) -> str:
-    """What a replica whose link is down says about it (INFO replication's own fields)."""
-    found = lab.nodes.info(node, "replication", timeout_s=0.5)
-    fields = ("master_link_status", "master_sync_in_progress", "master_link_down_since_seconds",
-              "master_last_io_seconds_ago")
-    return ", ".join(f"{f} {found[f]}" for f in fields if f in found) or "it no longer answers"
-
-
 class Replication(Replicated):
     name = "replication"
     summary = "a master and its replicas (REPLICAOF); failover is by hand"
@@ -99,7 +91,7 @@ class Replication(Replicated):
             if state.master != master:
                 return f"{node.name} replicates {state.master or 'an address outside the lab'}, not {master}"
             if not state.link_up:
-                return f"{node.name} is not yet in sync with {master}: {_link_report(lab, node)}"
+                return f"{node.name} is not yet in sync with {master}: {state.link_report}"
         return None
 
     # ------------------------------------------------------------ live: roles
