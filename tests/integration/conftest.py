@@ -97,3 +97,13 @@ def verified(settings) -> list:
 def why_not_passed(result) -> str:
     """A failed assertion's message: the report's own deviations and the probe's errors by kind."""
     return "; ".join(filter(None, [deviations(result), f"errors by kind: {result.error_kinds}"]))
+
+
+def step_time(result, prefix: str) -> float:
+    """When the run's first step whose description starts with `prefix` began (run clock)."""
+    return next(e.t for e in result.events if e.source == "tool" and e.what.startswith(prefix))
+
+
+def event_times(result, source: str, text: str) -> list[float]:
+    """Times of the timeline's events from `source` (client, server) whose text contains `text`."""
+    return [e.t for e in result.events if e.source == source and text in e.what]

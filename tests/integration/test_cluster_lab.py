@@ -8,9 +8,8 @@ from click.testing import CliRunner
 
 from orchestrator.cli import cli
 from orchestrator.spec import load_lab
-from orchestrator.suite import plan
 
-from .conftest import PORT_BASE, why_not_passed
+from .conftest import PORT_BASE, event_times, why_not_passed
 
 LAB = load_lab("cluster")
 SCENARIOS = list(LAB.scenarios)
@@ -21,10 +20,6 @@ def results(verified):
     """This lab's runs of the one verify-like run of every lab (conftest.verified)."""
     done = [r for r in verified if r.lab in ("cluster",)]
     return {r.scenario: r for r in done}
-
-
-def _server(result, text: str) -> list[float]:
-    return [e.t for e in result.events if e.source == "server" and text in e.what]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -41,7 +36,7 @@ def test_kill_master_promotes_its_replica(results):
     promoted = first["replicas"][0]
     assert result.roles[promoted] == "master"
     # the cluster's own sequence: FAIL, then the replica wins its election
-    fail, won = min(_server(result, "as failing")), min(_server(result, "Failover election won"))
+    fail, won = min(event_times(result, "server", "as failing")), min(event_times(result, "server", "Failover election won"))
     assert fail < won
     assert f"{promoted}: Failover election won" in next(e.what for e in result.events if "election won" in e.what)
     # the killed shard waited for the election; the other shards only for the CLUSTERDOWN window
@@ -56,7 +51,7 @@ def test_kill_shard_full_coverage_stops_every_shard_partial_coverage_only_one(re
     assert partial.metrics["other_shards_unavailable_s"] < 0.5
     dead, *others = partial.shards
     assert all(row["errors"] * 20 < dead["errors"] for row in others)   # only the dead shard refused writes
-    assert _server(full, "Cluster state changed: fail")
+    assert event_times(full, "server", "Cluster state changed: fail")
 
 
 def test_reshard_moves_slots_and_the_client_follows_redirects(results):

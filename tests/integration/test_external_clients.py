@@ -10,7 +10,6 @@ its runs."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
 import subprocess
 import sys

@@ -21,7 +21,7 @@ from orchestrator.spec import load_lab
 from orchestrator.suite import plan
 from orchestrator.workloads._consumers import PROGRAM
 
-from .conftest import PORT_BASE, lab_resources, why_not_passed
+from .conftest import PORT_BASE, event_times, lab_resources, step_time, why_not_passed
 
 LAB = load_lab("messaging")
 RUNS = [scenario for _, scenario, _ in plan([LAB])]
@@ -96,14 +96,6 @@ def results(verified):
     return {r.scenario: r for r in verified if r.lab == "messaging"}
 
 
-def _tool(result, text: str) -> float:
-    return next(e.t for e in result.events if e.source == "tool" and e.what.startswith(text))
-
-
-def _client(result, text: str) -> list[float]:
-    return [e.t for e in result.events if e.source == "client" and text in e.what]
-
-
 @pytest.mark.parametrize("scenario", RUNS)
 def test_scenario_meets_its_expectation(results, scenario):
     result = results[scenario]
@@ -120,12 +112,12 @@ def test_scenario_meets_its_expectation(results, scenario):
 def test_a_dead_subscriber_misses_exactly_what_was_published_while_it_was_gone(results):
     result = results["pubsub-subscriber-restart"]
     m = result.metrics
-    killed, restarted = _tool(result, "kill_consumer c1"), _tool(result, "start_consumer c1")
-    back = min(t for t in _client(result, "consumer c1 connected to") if t > restarted)
+    killed, restarted = step_time(result, "kill_consumer c1"), step_time(result, "start_consumer c1")
+    back = min(t for t in event_times(result, "client", "consumer c1 connected to") if t > restarted)
     lost_t = result.timeline["lost_acks_t"]
     assert len(lost_t) == m["lost_messages"] > 0
     # every lost message was acknowledged between the subscriber's last receipt and its return
-    last = max(t for t in _client(result, "last receipt before the fault"))
+    last = max(t for t in event_times(result, "client", "last receipt before the fault"))
     assert last - 0.05 <= min(lost_t) and max(lost_t) <= back + 0.05
     # and nearly everything published while it was dead is lost: dead time x rate
     assert m["lost_messages"] >= 0.8 * m["published_per_s"] * (back - killed)
@@ -137,24 +129,24 @@ def test_a_crashed_stream_consumer_loses_nothing_and_processes_its_batch_twice(r
     m = result.metrics
     assert m["lost_messages"] == 0 and m["pending_at_end"] == 0
     assert 0 < m["duplicates"] <= m["redelivered"]
-    claims = [t for t in _client(result, "consumer c1 claimed") if t > _tool(result, "start_consumer c1")]
+    claims = [t for t in event_times(result, "client", "consumer c1 claimed") if t > step_time(result, "start_consumer c1")]
     assert claims, "the restarted consumer never claimed the pending batch"
     # the backlog waited for the restart
-    assert m["max_delivery_lag_s"] >= _tool(result, "start_consumer c1") - _tool(result, "kill_consumer c1")
+    assert m["max_delivery_lag_s"] >= step_time(result, "start_consumer c1") - step_time(result, "kill_consumer c1")
 
 
 def test_maxlen_trims_what_a_stalled_consumer_had_not_read(results):
     result = results["stream-slow-consumer-maxlen"]
     m = result.metrics
     assert m["trimmed"] == m["lost_messages"] > 0
-    resumed = _tool(result, "resume_consumer c1")
+    resumed = step_time(result, "resume_consumer c1")
     assert max(result.timeline["lost_acks_t"]) < resumed, "an entry published after the stall was lost"
     assert m["duplicates"] == 0 and m["pending_at_end"] == 0
 
 
 def test_a_stalled_subscriber_is_cut_off_at_its_output_buffer_limit(results):
     result = results["pubsub-slow-subscriber"]
-    paused, resumed = _tool(result, "pause_consumer c1"), _tool(result, "resume_consumer c1")
+    paused, resumed = step_time(result, "pause_consumer c1"), step_time(result, "resume_consumer c1")
     closes = [e.t for e in result.events if e.source == "server" and "output buffer limit" in e.what]
     assert closes and paused < closes[0] < resumed, "Redis did not close the stalled subscriber"
     lost_t = result.timeline["lost_acks_t"]
@@ -168,7 +160,7 @@ def test_producer_and_consumers_follow_a_failover(results, scenario):
     assert result.metrics["failovers"] == 1
     new = [node for node, role in result.roles.items() if role == "master"]
     assert new and new[0] != "redis-1"
-    assert _client(result, f"consumer c1 connected to {new[0]}")
+    assert event_times(result, "client", f"consumer c1 connected to {new[0]}")
     assert result.metrics["final_delivered_per_s"] > 0
 
 

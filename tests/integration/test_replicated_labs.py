@@ -12,7 +12,7 @@ from orchestrator.cli import cli
 from orchestrator.spec import load_lab
 from orchestrator.suite import plan
 
-from .conftest import PORT_BASE, why_not_passed
+from .conftest import PORT_BASE, step_time, why_not_passed
 
 LABS = [load_lab("sentinel"), load_lab("replication")]
 RUNS = [(lab.name, scenario) for lab, scenario, _ in plan(LABS)]
@@ -28,10 +28,6 @@ def results(verified):
 def _server(result, name: str, about: str = "") -> list[float]:
     """Times of the Sentinel events called `name` (whose text has `about`)."""
     return [e.t for e in result.events if e.source == "server" and f": {name} " in e.what and about in e.what]
-
-
-def _tool(result, prefix: str) -> float:
-    return next(e.t for e in result.events if e.source == "tool" and e.what.startswith(prefix))
 
 
 def _master(result) -> str:
@@ -56,7 +52,7 @@ def test_kill_master_promotes_a_replica_and_the_old_master_rejoins(results):
     assert result.roles["redis-1"] == f"replica of {new} (link up)"
     assert result.metrics["failovers"] == 1
     # Sentinel's own sequence, after the kill: +sdown, +odown, a leader, the switch
-    kill = _tool(result, "kill master")
+    kill = step_time(result, "kill master")
     sdown, odown = min(_server(result, "+sdown", "master mymaster")), min(_server(result, "+odown"))
     leader, switch = min(_server(result, "+elected-leader")), min(_server(result, "+switch-master"))
     assert kill < sdown <= odown <= leader <= switch
@@ -88,10 +84,10 @@ def test_partition_loses_what_the_isolated_master_acknowledged(results):
 
 def test_quorum_lost_means_no_failover_until_the_sentinels_return(results):
     result = results[("sentinel", "sentinel-quorum-lost")]
-    restored = _tool(result, "start sentinel-2")
+    restored = step_time(result, "start sentinel-2")
     assert not [t for t in _server(result, "+odown") if t < restored]
     assert min(_server(result, "+switch-master")) > restored
-    assert result.metrics["unavailable_s"] > restored - _tool(result, "kill master") - 0.1
+    assert result.metrics["unavailable_s"] > restored - step_time(result, "kill master") - 0.1
 
 
 def test_manual_promotion_picks_a_replica_and_repoints_the_other(results):
