@@ -148,12 +148,15 @@ def format_compare(results: list[Result]) -> str:
         "  missing when every one is read back with MGET after recovery; FAIL marks a run whose expectation",
         "  (labs/persistence.yaml) was not met, ERROR a run that could not measure, SKIP one this machine cannot do.",
         "power-loss: the data directory forgets what was not fsynced (a FUSE filesystem modelling a disk and Linux's",
-        "  writeback); the other scenarios are process faults, which the kernel's page cache survives.",
+        "  writeback); the other scenarios are process faults, which the kernel's page cache survives. everysec",
+        "  (rdb+aof too) can still lose the writes acknowledged while Redis postponed the AOF write(2) behind a",
+        "  running background fsync (up to 2 s of them; usually none).",
         "writes_per_s: the probe's acknowledged writes per second before the fault (one connection).",
         "load_s: restart step to the probe's first acknowledged write: container start, load, Docker's port proxy.",
         "server_load_s: the load time in Redis' own log; dataset_keys: INFO keyspace just before the kill.",
         "fsyncs_per_s: fsync/fdatasync calls per second the filesystem saw under the probe's load (power-loss).",
-        "n/a: the scenario does not apply to the mode (no AOF to truncate).",
+        "n/a: the scenario is not run in that mode (labs/persistence.yaml says why: no AOF to truncate, or",
+        "  everysec's postponed AOF writes, which would blur what the truncation loses).",
     ]
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True) + "\n\n" + "\n".join(legend)
 

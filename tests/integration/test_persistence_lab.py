@@ -12,7 +12,7 @@ from .conftest import why_not_passed
 
 LAB = load_lab("persistence")
 RUNS = [(scenario, mode) for _, scenario, mode in plan([LAB])]
-AOF_MODES = ("aof-everysec", "aof-always", "rdb+aof")
+TRUNCATED_MODES = ("aof-always", "aof-no")   # the modes that write the AOF before every reply
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +39,10 @@ def test_kill_restart_loss_by_mode(results, mode):
     elif mode == "rdb":
         # The snapshot keeps the writes before its fork and loses those after it.
         assert 0 < m["lost"] < m["acked_before_fault"]
+    elif mode in ("aof-everysec", "rdb+aof"):
+        # Usually 0; at most the writes whose AOF write(2) was postponed behind a running
+        # background fsync, which Redis allows for less than 2 s.
+        assert m["lost"] == 0 or m["lost_window_s"] <= 2.5
     else:
         assert m["lost"] == 0
     assert m["unavailable_s"] is not None and m["unavailable_s"] > 0
@@ -59,7 +63,7 @@ def test_restart_without_volume_loses_everything(results, mode):
     assert results[("restart-without-volume", mode)].metrics["lost_before_fault_pct"] == 100.0
 
 
-@pytest.mark.parametrize("mode", AOF_MODES)
+@pytest.mark.parametrize("mode", TRUNCATED_MODES)
 def test_truncated_aof_loses_only_the_cut_tail(results, mode):
     for scenario in ("aof-truncated", "aof-truncated-fix"):
         m = results[(scenario, mode)].metrics
@@ -67,7 +71,7 @@ def test_truncated_aof_loses_only_the_cut_tail(results, mode):
         assert m["server_load_s"] is not None
 
 
-@pytest.mark.parametrize("mode", AOF_MODES)
+@pytest.mark.parametrize("mode", TRUNCATED_MODES)
 def test_strict_aof_loading_refuses_then_check_aof_repairs(results, mode):
     events = [e.what for e in results[("aof-truncated-fix", mode)].events]
     assert "redis-1 exited" in events, events

@@ -35,7 +35,7 @@ def test_persistence_lab_contents(persistence_lab):
     assert set(lab.scenarios) == {"kill-restart", "graceful-restart", "restart-without-volume",
                                   "aof-truncated", "aof-truncated-fix", "power-loss"}
     assert lab.scenarios["power-loss"].modes == PERSISTENCE_MODES
-    assert lab.scenarios["aof-truncated"].modes == ("aof-everysec", "aof-always", "rdb+aof")
+    assert lab.scenarios["aof-truncated"].modes == ("aof-always", "aof-no")
     assert lab.scenarios["kill-restart"].modes == PERSISTENCE_MODES
     assert lab.scenarios["aof-truncated-fix"].config == {"aof-load-truncated": "no"}
 

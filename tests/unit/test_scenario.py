@@ -108,9 +108,9 @@ def test_default_mode(persistence_lab):
 
 def test_modes_to_run(persistence_lab):
     scenario = persistence_lab.scenario("aof-truncated")
-    assert persistence_lab.modes_to_run(scenario, None) == ["aof-everysec", "aof-always", "rdb+aof"]
+    assert persistence_lab.modes_to_run(scenario, None) == ["aof-always", "aof-no"]
     assert persistence_lab.modes_to_run(scenario, "aof-always") == ["aof-always"]
-    with pytest.raises(UsageError, match="does not run in mode 'rdb'"):
-        persistence_lab.modes_to_run(scenario, "rdb")
+    with pytest.raises(UsageError, match="does not run in mode 'aof-everysec'"):
+        persistence_lab.modes_to_run(scenario, "aof-everysec")
     with pytest.raises(UsageError, match="unknown mode 'bogus'"):
         persistence_lab.modes_to_run(scenario, "bogus")
