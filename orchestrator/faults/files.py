@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..errors import ScenarioAborted
 from ..spec import AOF_MODES, Param
 from ..spec.registry import FAULT, action
-from .base import TARGET
+from .base import TARGET, took_effect_at_death
 
 EVERY_DATA_NODE = "all"    # power_loss: all (a rack or a zone loses power)
 
@@ -68,6 +68,7 @@ def power_loss(ctx, target, dirty_expire="30s", writeback_interval="5s"):
         ctx.runtime.wait(node)                       # nothing of the node touches its files any more
         discarded += ctx.mounts[node.name].power_loss()["discarded"]["bytes_written"]
         ctx.down.add(node.name)
+    took_effect_at_death(ctx, nodes)    # the power went out when the first node died
     ctx.facts.discarded_bytes = (ctx.facts.discarded_bytes or 0) + discarded
     ctx.event(f"power lost on {', '.join(n.name for n in nodes)}: {discarded} bytes written but not yet durable "
               f"were discarded")

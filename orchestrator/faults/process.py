@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-from ..engine.poll import first_value
 from ..engine.topology import ALL_DOWN
 from ..spec import Param, whole_seconds
 from ..spec.registry import FAULT, RESTART, action
-from .base import TARGET, inject, undo
-
-EXIT_WAIT_S = 5.0     # a SIGKILLed container is reported exited within milliseconds
+from .base import TARGET, inject, took_effect_at_death, undo
 
 
 @action("kill", "SIGKILL a node's redis-server (a crash: no shutdown, no save)", params=(TARGET,), mark=FAULT)
 def kill(ctx, target):
-    """The fault takes effect when the server dies: the container's exit as Docker recorded it,
-    not when `docker kill` returned (on a busy host the CLI returns up to a second later)."""
     node = ctx.resolve(target)
     ctx.note_fault_target(node)
     ctx.runtime.kill(node)
     ctx.down.add(node.name)
-    exited = first_value(lambda: ctx.runtime.exited_at(node), EXIT_WAIT_S)
-    if exited is not None:
-        ctx.took_effect = ctx.from_wall_clock(exited)
+    took_effect_at_death(ctx, [node])
 
 
 @action("stop", "graceful shutdown: SIGTERM, Redis saves per its config and exits (SIGKILL after `timeout`, "

@@ -4,6 +4,7 @@ mode selection. No containers and no Redis connections."""
 from __future__ import annotations
 
 import itertools
+from types import SimpleNamespace
 
 import pytest
 
@@ -82,6 +83,53 @@ def test_a_kill_takes_effect_when_docker_says_the_container_exited(ctx, exit_on_
     ctx.from_wall_clock = lambda epoch_s: exit_on_run_clock if epoch_s == 1_700_000_000.0 else None
     run_steps(ctx, _scenario(("kill", {"target": "master"})))
     assert ctx.marks == {"fault": (1.0, effective)}      # invoked at 1, returned at 3
+
+
+class FakeMount:
+    def freeze_writeback(self):
+        pass
+
+    def power_loss(self):
+        return {"discarded": {"bytes_written": 100}}
+
+
+class PerNodeExits(FakeRuntime):
+    """Docker's exit time per container (epoch s): the nodes of a power loss die one by one."""
+
+    def __init__(self, exits):
+        super().__init__()
+        self.exits = exits
+
+    def kill(self, *nodes):
+        self.calls.append(("kill",) + tuple(n.name for n in nodes))
+
+    def wait(self, node):
+        pass
+
+    def exited_at(self, node):
+        return self.exits[node.name]
+
+
+class ReplicatedNodes(FakeNodes):
+    """redis-1 the master, the others its replicas (what the kind reads to resolve roles)."""
+
+    def replication_states(self, topo):
+        return {n.name: SimpleNamespace(role="master" if n.name == "redis-1" else "replica", master="redis-1",
+                                        link_up=True) for n in topo.data_nodes}
+
+
+def test_a_power_loss_takes_effect_when_the_first_node_died(replication_lab):
+    """A power loss of every node is one moment: the first container's exit, not the step's end."""
+    topo = derive_topology(replication_lab, "aof-everysec", run_id="t1", image="redis:7.2")
+    exits = {node.name: 1_700_000_000.0 + i for i, node in enumerate(topo.data_nodes)}
+    ticks = itertools.count()
+    ctx = RunContext(topo, PerNodeExits(exits), kind_of(replication_lab), nodes=ReplicatedNodes(),
+                     clock=lambda: float(next(ticks)), mounts={n.name: FakeMount() for n in topo.data_nodes})
+    ctx.from_wall_clock = lambda epoch_s: epoch_s - 1_700_000_000.0 + 1.5
+    run_steps(ctx, _scenario(("power_loss", {"target": "all"})))
+    assert ctx.runtime.calls == [("kill",) + tuple(n.name for n in topo.data_nodes)]
+    assert ctx.marks == {"fault": (1.0, 1.5)}      # invoked at 1, first exit at 1.5, returned at 3
+    assert ctx.facts.discarded_bytes == 100 * len(topo.data_nodes)
 
 
 def test_unknown_target_aborts(ctx):
