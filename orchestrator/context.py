@@ -41,7 +41,7 @@ class RunContext:
         self.mounts = mounts or {}      # power-loss filesystems by node name (engine/unsynced)
         self.fsyncs_at_start: tuple[float, int] | None = None   # (time, fsync calls) as the workload started
         self.took_effect: float | None = None   # when the current step's fault happened, if it knows better than
-                                                # "when the step returned" (a kill: the container's exit)
+                                                # "when the step returned" (kill, power_loss: the container's exit)
 
     def from_wall_clock(self, epoch_s: float) -> float:
         """A wall-clock time stamp (Docker's) on this run's clock."""

@@ -147,6 +147,8 @@ def format_compare(results: list[Result]) -> str:
         "  lost writes had been acknowledged (lost_window_s). lost = acknowledged writes (probe SET probe:<n>)",
         "  missing when every one is read back with MGET after recovery; FAIL marks a run whose expectation",
         "  (labs/persistence.yaml) was not met, ERROR a run that could not measure, SKIP one this machine cannot do.",
+        "  lost can exceed the acked count by a write or two whose +OK was still on its way (through Docker's port",
+        "  proxy) when the server died: the client saw it acknowledged after the fault.",
         "power-loss: the data directory forgets what was not fsynced (a FUSE filesystem modelling a disk and Linux's",
         "  writeback); the other scenarios are process faults, which the kernel's page cache survives. everysec",
         "  (rdb+aof too) can still lose the writes acknowledged while Redis postponed the AOF write(2) behind a",

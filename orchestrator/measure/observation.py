@@ -36,6 +36,6 @@ class Observation:
     server_events: list[ServerEvent] = field(default_factory=list)
 
     def fault_time(self) -> float | None:
-        """When the first fault took effect, or None without a fault: a killed container's exit as
-        Docker recorded it, else when the fault's step returned."""
+        """When the first fault took effect, or None without a fault: a killed (or powered-off)
+        container's exit as Docker recorded it, else when the fault's step returned."""
         return self.marks["fault"][1] if "fault" in self.marks else None

@@ -493,8 +493,9 @@ def _acked_before_fault(obs) -> list[int] | None:
 
 @metric("acked_before_fault", "writes", "writes acknowledged before the fault took effect")
 def acked_before_fault(obs):
-    """Count of +OK replies that completed before the fault took effect: for a kill, the
-    container's exit as Docker recorded it; for other faults, when the step returned."""
+    """Count of +OK replies that completed before the fault took effect: for a kill or a power
+    loss, the (first) container's exit as Docker recorded it; for other faults, when the step
+    returned."""
     before = _acked_before_fault(obs)
     return None if before is None else len(before)
 
