@@ -116,7 +116,6 @@ class Producer(AttemptLoop):
             close_quietly(writer)
 
 
-
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 

@@ -182,7 +182,6 @@ def read_back(attempts: list[Attempt], reader, key_of: Callable[[int], str],
     )
 
 
-
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else value
 

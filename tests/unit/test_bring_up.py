@@ -9,7 +9,7 @@ import pytest
 
 from orchestrator.engine.lifecycle import LabHandle, NotSettled, bring_up
 from orchestrator.errors import RuntimeFailure
-from orchestrator.kinds import derive_topology
+from orchestrator.kinds import derive_topology, kind_of
 
 
 class FakeRuntime:
@@ -95,7 +95,6 @@ def test_stages_start_one_after_the_other(sentinel_lab):
 
 
 def test_sentinels_start_after_the_data_nodes(sentinel_lab):
-    from orchestrator.kinds import kind_of
     topo = derive_topology(sentinel_lab, "aof-everysec", run_id="t1", image="redis:7.2")
     stages = kind_of(sentinel_lab).start_stages(topo)
     assert [[n.name for n in stage] for stage in stages] == [["redis-1", "redis-2", "redis-3"],
